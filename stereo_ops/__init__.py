@@ -1,0 +1,52 @@
+"""StereoDiffusion in plain torch: disparity preparation, stereo pixel shift, SPSMD, schedules.
+
+This package imports nothing from ComfyUI and can be used on its own.
+"""
+
+from .disparity import (
+    as_disparity_batch,
+    normalize_per_sample,
+    normalize_whole_batch,
+    prepare_disparity,
+    resize_disparity,
+)
+from .pixel_shift import (
+    SHIFT_MODES,
+    ShiftMode,
+    ShiftResult,
+    StereoViews,
+    displacement,
+    max_shift_px,
+    stereo_pixel_shift,
+    stereo_views,
+    warp_left,
+    warp_right,
+)
+from .schedule import StereoSchedule, plan_schedule
+from .spsmd import deblur_fill, spsmd_copy
+from .stereo_batch import duplicate_for_stereo, join_stereo, split_stereo
+
+__all__ = [
+    "SHIFT_MODES",
+    "ShiftMode",
+    "ShiftResult",
+    "StereoSchedule",
+    "StereoViews",
+    "as_disparity_batch",
+    "deblur_fill",
+    "displacement",
+    "duplicate_for_stereo",
+    "join_stereo",
+    "max_shift_px",
+    "normalize_per_sample",
+    "normalize_whole_batch",
+    "plan_schedule",
+    "prepare_disparity",
+    "resize_disparity",
+    "spsmd_copy",
+    "split_stereo",
+    "stereo_pixel_shift",
+    "stereo_views",
+    "warp_left",
+    "warp_right",
+]
