@@ -1,0 +1,129 @@
+"""Overrides of an API prompt for the headless runner: checkpoint, prompts, seed, input image, any input."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+TEXT_INPUTS = ("text", "text_g", "text_l")
+SEED_INPUTS = ("seed", "noise_seed")
+# Conditioning nodes that pass a prompt through (ControlNet apply, area, combine, ...).
+PASS_THROUGH_INPUTS = ("conditioning", "conditioning_1", "conditioning_to", "cond")
+
+
+class OverrideError(ValueError):
+    pass
+
+
+def _nodes_with_input(prompt: dict, name: str) -> list[str]:
+    return [node_id for node_id, node in prompt.items() if name in node["inputs"]]
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+
+
+def prompt_text_nodes(prompt: dict, role: str) -> list[str]:
+    """Text encoder nodes whose conditioning reaches a sampler's `role` input ("positive" or "negative")."""
+    found: list[str] = []
+    seen: set[str] = set()
+    stack = [node["inputs"][role] for node in prompt.values() if _is_link(node["inputs"].get(role))]
+    while stack:
+        link = stack.pop()
+        node_id = link[0]
+        if node_id in seen or node_id not in prompt:
+            continue
+        seen.add(node_id)
+        inputs = prompt[node_id]["inputs"]
+        if any(isinstance(inputs.get(k), str) for k in TEXT_INPUTS):
+            found.append(node_id)
+            continue
+        for key in (role, *PASS_THROUGH_INPUTS):
+            if _is_link(inputs.get(key)):
+                stack.append(inputs[key])
+    return sorted(found, key=_id_key)
+
+
+def _id_key(node_id: str):
+    return (0, int(node_id)) if node_id.isdigit() else (1, node_id)
+
+
+def _set_all(prompt: dict, names: tuple[str, ...] | str, value, what: str) -> None:
+    names = (names,) if isinstance(names, str) else names
+    hits = [(node_id, name) for name in names for node_id in _nodes_with_input(prompt, name)
+            if not _is_link(prompt[node_id]["inputs"][name])]
+    if not hits:
+        raise OverrideError(f"{what}: the workflow has no node with a {' or '.join(names)} input to set")
+    for node_id, name in hits:
+        prompt[node_id]["inputs"][name] = value
+
+
+def _set_text(prompt: dict, role: str, text: str, what: str) -> None:
+    node_ids = prompt_text_nodes(prompt, role)
+    if not node_ids:
+        raise OverrideError(f"{what}: no text prompt node feeds a sampler's {role} input in this workflow")
+    for node_id in node_ids:
+        for key in TEXT_INPUTS:
+            if isinstance(prompt[node_id]["inputs"].get(key), str):
+                prompt[node_id]["inputs"][key] = text
+
+
+def _find_node(prompt: dict, ref: str) -> str:
+    if ref in prompt:
+        return ref
+    matches = [node_id for node_id, node in prompt.items() if node.get("_meta", {}).get("title") == ref]
+    if len(matches) != 1:
+        raise OverrideError(
+            f"--set: {'no' if not matches else 'more than one'} node with id or title {ref!r}; "
+            "use a node id (see --print-prompt)"
+        )
+    return matches[0]
+
+
+def set_input(prompt: dict, assignment: str) -> None:
+    """Apply one NODE.INPUT=VALUE; VALUE is parsed as JSON when it is valid JSON, else taken as text."""
+    target, sep, raw = assignment.partition("=")
+    ref, dot, name = target.rpartition(".")
+    if not sep or not dot or not ref or not name:
+        raise OverrideError(f"--set {assignment!r}: expected NODE.INPUT=VALUE, e.g. 3.steps=30")
+    node_id = _find_node(prompt, ref)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    prompt[node_id]["inputs"][name] = value
+
+
+def apply(api_prompt: dict, *, checkpoint=None, prompt=None, negative=None, seed=None, sets=()) -> dict:
+    """A copy of the API prompt with the given overrides applied (`prompt`: the positive text)."""
+    out = copy.deepcopy(api_prompt)
+    if checkpoint is not None:
+        _set_all(out, "ckpt_name", checkpoint, "--checkpoint")
+    if prompt is not None:
+        _set_text(out, "positive", prompt, "--prompt")
+    if negative is not None:
+        _set_text(out, "negative", negative, "--negative")
+    if seed is not None:
+        _set_all(out, SEED_INPUTS, seed, "--seed")
+    for assignment in sets:
+        set_input(out, assignment)
+    return out
+
+
+def set_image(prompt: dict, image_name: str) -> None:
+    """Point the workflow's image loader at image_name (a file in ComfyUI's input folder)."""
+    loaders = [node_id for node_id, node in prompt.items() if node["class_type"] == "LoadImage"]
+    if len(loaders) != 1:
+        raise OverrideError(
+            f"--image/--images: the workflow has {len(loaders)} LoadImage nodes; choose one with "
+            "--set NODE.image=FILE instead"
+        )
+    prompt[loaders[0]]["inputs"]["image"] = image_name
+
+
+def set_filename_prefix(prompt: dict, stem: str) -> None:
+    """Name every saved file after the input image, keeping the workflow's own prefix in front."""
+    for node_id in _nodes_with_input(prompt, "filename_prefix"):
+        prefix = prompt[node_id]["inputs"]["filename_prefix"]
+        if isinstance(prefix, str):
+            prompt[node_id]["inputs"]["filename_prefix"] = f"{prefix}_{stem}"

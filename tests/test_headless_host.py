@@ -1,0 +1,199 @@
+"""Tiny checkpoint files through the host's ordinary loaders, and whole UI-format graphs through
+the headless runner's conversion and the host's executor (validate_prompt + PromptExecutor)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import host_harness
+import tiny_checkpoints
+
+
+def _link(i, a, a_slot, b, b_slot, kind):
+    return [i, a, a_slot, b, b_slot, kind]
+
+
+def img2img_workflow(ckpt: str, control: str | None = None) -> dict:
+    """A photo-to-image graph in the frontend's format: CheckpointLoaderSimple, LoadImage, VAEEncode,
+    two CLIPTextEncode, KSampler, VAEDecode, SaveImage; with `control`, a ControlNet branch too."""
+    nodes = [
+        {"id": 1, "type": "CheckpointLoaderSimple", "mode": 0, "order": 0, "inputs": [],
+         "outputs": [{"name": "MODEL", "type": "MODEL", "links": [1]}, {"name": "CLIP", "type": "CLIP", "links": [2, 3]},
+                     {"name": "VAE", "type": "VAE", "links": [4, 5]}], "widgets_values": [ckpt]},
+        {"id": 2, "type": "LoadImage", "mode": 0, "order": 1, "inputs": [],
+         "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [6, 12]}, {"name": "MASK", "type": "MASK", "links": []}],
+         "widgets_values": ["photo.png", "image"]},
+        {"id": 3, "type": "CLIPTextEncode", "mode": 0, "order": 2, "title": "Positive",
+         "inputs": [{"name": "clip", "type": "CLIP", "link": 2}],
+         "outputs": [{"name": "CONDITIONING", "type": "CONDITIONING", "links": [7]}], "widgets_values": ["a red house"]},
+        {"id": 4, "type": "CLIPTextEncode", "mode": 0, "order": 3,
+         "inputs": [{"name": "clip", "type": "CLIP", "link": 3}],
+         "outputs": [{"name": "CONDITIONING", "type": "CONDITIONING", "links": [8]}], "widgets_values": ["blurry"]},
+        {"id": 5, "type": "VAEEncode", "mode": 0, "order": 4,
+         "inputs": [{"name": "pixels", "type": "IMAGE", "link": 6}, {"name": "vae", "type": "VAE", "link": 4}],
+         "outputs": [{"name": "LATENT", "type": "LATENT", "links": [9]}]},
+        {"id": 6, "type": "KSampler", "mode": 0, "order": 6,
+         "inputs": [{"name": "model", "type": "MODEL", "link": 1}, {"name": "positive", "type": "CONDITIONING", "link": 7},
+                    {"name": "negative", "type": "CONDITIONING", "link": 8}, {"name": "latent_image", "type": "LATENT", "link": 9}],
+         "outputs": [{"name": "LATENT", "type": "LATENT", "links": [10]}],
+         "widgets_values": [5, "fixed", 3, 4.0, "euler", "normal", 0.8]},
+        {"id": 7, "type": "VAEDecode", "mode": 0, "order": 7,
+         "inputs": [{"name": "samples", "type": "LATENT", "link": 10}, {"name": "vae", "type": "VAE", "link": 5}],
+         "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [11]}]},
+        {"id": 8, "type": "SaveImage", "mode": 0, "order": 8,
+         "inputs": [{"name": "images", "type": "IMAGE", "link": 11}], "outputs": [], "widgets_values": ["tiny"]},
+    ]
+    links = [
+        _link(1, 1, 0, 6, 0, "MODEL"), _link(2, 1, 1, 3, 0, "CLIP"), _link(3, 1, 1, 4, 0, "CLIP"),
+        _link(4, 1, 2, 5, 1, "VAE"), _link(5, 1, 2, 7, 1, "VAE"), _link(6, 2, 0, 5, 0, "IMAGE"),
+        _link(7, 3, 0, 6, 1, "CONDITIONING"), _link(8, 4, 0, 6, 2, "CONDITIONING"), _link(9, 5, 0, 6, 3, "LATENT"),
+        _link(10, 6, 0, 7, 0, "LATENT"), _link(11, 7, 0, 8, 0, "IMAGE"),
+    ]
+    if control:
+        # ControlNetLoader -> ControlNetApplyAdvanced between the prompts and the sampler, hint = the photo.
+        nodes += [
+            {"id": 9, "type": "ControlNetLoader", "mode": 0, "order": 5, "inputs": [],
+             "outputs": [{"name": "CONTROL_NET", "type": "CONTROL_NET", "links": [13]}], "widgets_values": [control]},
+            {"id": 10, "type": "ControlNetApplyAdvanced", "mode": 0, "order": 5,
+             "inputs": [{"name": "positive", "type": "CONDITIONING", "link": 14}, {"name": "negative", "type": "CONDITIONING", "link": 15},
+                        {"name": "control_net", "type": "CONTROL_NET", "link": 13}, {"name": "image", "type": "IMAGE", "link": 12},
+                        {"name": "vae", "type": "VAE", "link": None}],
+             "outputs": [{"name": "positive", "type": "CONDITIONING", "links": [7]}, {"name": "negative", "type": "CONDITIONING", "links": [8]}],
+             "widgets_values": [1.0, 0.0, 1.0]},
+        ]
+        links = [l for l in links if l[0] not in (7, 8)] + [
+            _link(7, 10, 0, 6, 1, "CONDITIONING"), _link(8, 10, 1, 6, 2, "CONDITIONING"),
+            _link(12, 2, 0, 10, 3, "IMAGE"), _link(13, 9, 0, 10, 2, "CONTROL_NET"),
+            _link(14, 3, 0, 10, 0, "CONDITIONING"), _link(15, 4, 0, 10, 1, "CONDITIONING"),
+        ]
+        nodes[2]["outputs"][0]["links"] = [14]
+        nodes[3]["outputs"][0]["links"] = [15]
+    return {"nodes": nodes, "links": links, "version": 0.4}
+
+
+@pytest.fixture(scope="module")
+def headless(pack):
+    return host_harness.pack_submodule(pack, "headless.comfy_host"), host_harness.pack_submodule(pack, "headless.workflow_to_api")
+
+
+@pytest.fixture(scope="module")
+def models(host):
+    with tiny_checkpoints.fp32_text_encoders():
+        yield tiny_checkpoints.tiny_models()
+
+
+@pytest.fixture(scope="module")
+def executor(headless):
+    return headless[0].new_executor()
+
+
+@pytest.fixture(scope="module")
+def io_dirs(host, tmp_path_factory):
+    """One input and output folder for the module: the shared executor may answer from its cache."""
+    import folder_paths
+
+    tmp_path = tmp_path_factory.mktemp("io")
+    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "in" / "photo.png")
+    folder_paths.set_input_directory(str(tmp_path / "in"))
+    folder_paths.set_output_directory(str(tmp_path / "out"))
+    yield tmp_path
+    folder_paths.set_input_directory(old[0])
+    folder_paths.set_output_directory(old[1])
+
+
+def test_tiny_checkpoints_load_through_the_ordinary_loaders_as_sd15_and_sdxl(models):
+    import comfy.model_base
+    import comfy.supported_models as sm
+    import nodes
+
+    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(models.sd15)
+    assert type(model.model.model_config) is sm.SD15 and type(model.model) is comfy.model_base.BaseModel
+    cond = nodes.CLIPTextEncode().encode(clip, "a red house")[0]
+    assert cond[0][0].shape == (1, 77, 768)
+    other = nodes.CLIPTextEncode().encode(clip, "a blue car")[0]
+    assert not torch.allclose(cond[0][0], other[0][0])  # the text encoder really reads the prompt
+    image = vae.decode(torch.randn(1, 4, 8, 12))
+    assert image.shape[-3:] == (64, 96, 3)
+
+    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(models.sdxl)
+    assert isinstance(model.model.model_config, sm.SDXL) and type(model.model) is comfy.model_base.SDXL
+    cond = nodes.CLIPTextEncode().encode(clip, "a red house")[0]
+    assert cond[0][0].shape == (1, 77, tiny_checkpoints.TINY_SDXL_CONTEXT)
+    assert cond[0][1]["pooled_output"].shape == (1, tiny_checkpoints.TINY_SDXL_POOLED)
+
+    control = nodes.ControlNetLoader().load_controlnet(models.controlnet)[0]
+    assert type(control).__name__ == "ControlNet"
+
+
+def _saved(comfy_host, outputs) -> list[Path]:
+    files = comfy_host.saved_files(outputs)
+    assert files and all(f.is_file() for f in files)
+    return files
+
+
+def test_ui_workflow_runs_in_the_host_executor(headless, models, executor, io_dirs):
+    import nodes
+
+    comfy_host, converter = headless
+    for ckpt in (models.sd15, models.sdxl):
+        prompt = converter.workflow_to_api(img2img_workflow(ckpt), nodes.NODE_CLASS_MAPPINGS)
+        assert prompt["6"]["inputs"]["seed"] == 5 and prompt["6"]["inputs"]["denoise"] == 0.8
+        (saved,) = _saved(comfy_host, comfy_host.run_prompt(prompt, executor))
+        assert Image.open(saved).size == (96, 64)
+
+
+def test_controlnet_changes_the_result(headless, models, executor, io_dirs):
+    import nodes
+
+    comfy_host, converter = headless
+    images = []
+    for strength in (0.0, 1.0):
+        graph = img2img_workflow(models.sd15, control=models.controlnet)
+        next(n for n in graph["nodes"] if n["id"] == 10)["widgets_values"][0] = strength
+        prompt = converter.workflow_to_api(graph, nodes.NODE_CLASS_MAPPINGS)
+        (saved,) = _saved(comfy_host, comfy_host.run_prompt(prompt, executor))
+        images.append(np.asarray(Image.open(saved), dtype=np.float32))
+    assert np.abs(images[0] - images[1]).mean() > 1.0
+
+
+def test_validation_errors_are_reported_with_the_node(headless, models, io_dirs):
+    import nodes
+
+    comfy_host, converter = headless
+    prompt = converter.workflow_to_api(img2img_workflow("no_such_model.safetensors"), nodes.NODE_CLASS_MAPPINGS)
+    with pytest.raises(comfy_host.PromptError, match=r"node 1 \(CheckpointLoaderSimple\).*no_such_model"):
+        comfy_host.run_prompt(prompt)
+
+
+def test_runner_converts_a_folder_of_photos(host, models, tmp_path):
+    """`python -m headless.run_workflow` from the pack's folder, as a user on a server would run it."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("first", "second"):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(photos / f"{name}.png")
+    workflow = tmp_path / "img2img.json"
+    workflow.write_text(json.dumps(img2img_workflow("placeholder.safetensors")))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "headless.run_workflow", str(workflow), "--comfyui", str(host),
+           "--models", str(models.root), "--checkpoint", models.sd15, "--images", str(photos),
+           "--output", str(out), "--prompt", "a castle", "--seed", "3", "--cpu", "--no-custom-nodes"]
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    result = subprocess.run(cmd, cwd=host_harness.PACK_DIR, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    saved = sorted(p.name for p in out.rglob("*.png"))
+    assert saved == ["tiny_first_00001_.png", "tiny_second_00001_.png"], saved
+    assert "first.png ->" in result.stdout and "second.png ->" in result.stdout

@@ -1,0 +1,270 @@
+"""Tiny model files that the host's ORDINARY loaders accept, written by the tests themselves.
+
+- `tiny_sd15.safetensors`: a checkpoint that CheckpointLoaderSimple detects as SD1.5. The host's
+  model detection matches SD1.5 on model_channels 320 and context_dim 768 but reads the depth of
+  the UNet from the keys, so one level (channel_mult [1]), one res block and transformer depth 1
+  are enough (~26M parameters). The text encoder is the host's fixed CLIP-L architecture
+  (its size comes from the host's json config, not from the file), stored in half precision.
+  The VAE group is a TAESD, which the host's VAE detection recognises by its keys.
+- `tiny_controlnet_sd15.safetensors`: a ControlNet in the original (`control_model.`) layout whose
+  shape matches the tiny SD1.5 UNet, for ControlNetLoader.
+- `tiny_sdxl.safetensors`: SDXL cannot be made small: its detection pins 320 channels, transformer
+  depths [0, 0, 2, 2, 10, 10] and context 2048 (a 2.6B UNet), and its CLIP-L + OpenCLIP-bigG
+  encoders (~820M parameters) are fixed by the host's json configs. The nearest honest
+  alternative: `register_tiny_sdxl()` adds one model family to the host's own detection table, a
+  subclass of the host's SDXL config with a tiny UNet shape and the host's SDXL tokenizer and
+  two-encoder text model at tiny widths. The file uses SDXL's key layout, loads through the
+  unchanged CheckpointLoaderSimple, and samples with the host's `model_base.SDXL` (pooled text and
+  size embeddings in the adm vector), which is what an SDXL workflow exercises.
+
+Everything is created with the host's own module classes so that the keys are exactly those the
+loaders expect; the weights are seeded random values.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import host_harness
+
+SD15_UNET = {
+    "image_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 320,
+    "channel_mult": [1],
+    "num_res_blocks": [1],
+    "transformer_depth": [1],
+    "transformer_depth_output": [1, 1],
+    "transformer_depth_middle": 1,
+    "context_dim": 768,
+    "num_heads": 8,
+    "num_head_channels": -1,
+    "use_spatial_transformer": True,
+    "use_linear_in_transformer": False,
+    "legacy": False,
+    "adm_in_channels": None,
+    "use_checkpoint": False,
+    "use_temporal_resblock": False,
+    "use_temporal_attention": False,
+}
+
+TINY_SDXL_CLIP_L = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+                    "num_hidden_layers": 3, "projection_dim": 32, "hidden_act": "quick_gelu"}
+TINY_SDXL_CLIP_G = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+                    "num_hidden_layers": 3, "projection_dim": 32, "hidden_act": "gelu"}
+TINY_SDXL_CONTEXT = TINY_SDXL_CLIP_L["hidden_size"] + TINY_SDXL_CLIP_G["hidden_size"]
+TINY_SDXL_POOLED = TINY_SDXL_CLIP_G["projection_dim"]
+
+TINY_SDXL_UNET = {
+    "image_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 32,
+    "channel_mult": [1, 2],
+    "num_res_blocks": [1, 1],
+    "transformer_depth": [0, 1],
+    "transformer_depth_output": [0, 0, 1, 1],
+    "transformer_depth_middle": 1,
+    "context_dim": TINY_SDXL_CONTEXT,
+    "num_heads": -1,
+    "num_head_channels": 16,
+    "use_spatial_transformer": True,
+    "use_linear_in_transformer": True,
+    "legacy": False,
+    "adm_in_channels": TINY_SDXL_POOLED + 6 * 256,
+    "num_classes": "sequential",
+    "use_checkpoint": False,
+    "use_temporal_resblock": False,
+    "use_temporal_attention": False,
+}
+
+SD15_CHECKPOINT = "tiny_sd15.safetensors"
+SDXL_CHECKPOINT = "tiny_sdxl.safetensors"
+SD15_CONTROLNET = "tiny_controlnet_sd15.safetensors"
+
+
+def _clip_config(overrides: dict) -> dict:
+    base = {
+        "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 49407,
+        "initializer_factor": 1.0, "initializer_range": 0.02, "layer_norm_eps": 1e-05,
+        "max_position_embeddings": 77, "model_type": "clip_text_model", "pad_token_id": 1,
+        "vocab_size": 49408,
+    }
+    return {**base, **overrides}
+
+
+def _prefixed(prefix: str, module: torch.nn.Module, dtype: torch.dtype = torch.float32) -> dict:
+    return {prefix + k: v.detach().to(dtype).contiguous() for k, v in module.state_dict().items()}
+
+
+def _unet(config: dict, seed: int) -> torch.nn.Module:
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    unet = UNetModel(**config, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
+    host_harness.init_weights(unet, seed)
+    return unet
+
+
+def _taesd(seed: int) -> torch.nn.Module:
+    from comfy.taesd.taesd import TAESD
+
+    vae = TAESD()
+    host_harness.init_weights(vae, seed)
+    with torch.no_grad():
+        vae.vae_scale.fill_(1.0)
+        vae.vae_shift.fill_(0.0)
+    return vae
+
+
+def _clip_text_model(config: dict | None, seed: int, **kwargs) -> torch.nn.Module:
+    """The host's CLIP text transformer (`config` None: the host's own CLIP-L json)."""
+    from comfy import sd1_clip
+
+    clip = sd1_clip.SDClipModel(device="cpu", dtype=torch.float32, textmodel_json_config=config, **kwargs)
+    host_harness.init_weights(clip.transformer, seed)
+    return clip.transformer
+
+
+def sd15_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
+    sd = _prefixed("model.diffusion_model.", _unet(SD15_UNET, seed))
+    sd.update(_prefixed("cond_stage_model.transformer.", _clip_text_model(None, seed + 1), torch.float16))
+    sd.update(_prefixed("first_stage_model.", _taesd(seed + 2)))
+    return sd
+
+
+def controlnet_sd15(seed: int = 0) -> dict[str, torch.Tensor]:
+    import comfy.cldm.cldm
+    import comfy.ops
+
+    config = {k: v for k, v in SD15_UNET.items() if k not in ("out_channels", "transformer_depth_output")}
+    net = comfy.cldm.cldm.ControlNet(hint_channels=3, **config, dtype=torch.float32, device="cpu",
+                                     operations=comfy.ops.disable_weight_init)
+    host_harness.init_weights(net, seed)
+    # The zero convolutions start at zero in real ControlNets; non-zero ones make the control
+    # visible in the output, which is what a test wants to see.
+    return _prefixed("control_model.", net)
+
+
+def sdxl_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
+    sd = _prefixed("model.diffusion_model.", _unet(TINY_SDXL_UNET, seed))
+    sd.update(_prefixed("conditioner.embedders.0.transformer.",
+                        _clip_text_model(_clip_config(TINY_SDXL_CLIP_L), seed + 1)))
+    sd.update(_prefixed("conditioner.embedders.1.model.transformer.",
+                        _clip_text_model(_clip_config(TINY_SDXL_CLIP_G), seed + 2)))
+    sd.update(_prefixed("first_stage_model.", _taesd(seed + 3)))
+    return sd
+
+
+_TINY_SDXL_CLASS = None
+
+
+def register_tiny_sdxl() -> type:
+    """Add the tiny SDXL family to the host's model detection table (once per process)."""
+    global _TINY_SDXL_CLASS
+    if _TINY_SDXL_CLASS is not None:
+        return _TINY_SDXL_CLASS
+    import comfy.supported_models as sm
+    import comfy.supported_models_base
+    from comfy import sd1_clip, sdxl_clip
+
+    class TinySDXLClipModel(sdxl_clip.SDXLClipModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            torch.nn.Module.__init__(self)
+            self.clip_l = sd1_clip.SDClipModel(
+                layer="hidden", layer_idx=-2, device=device, dtype=dtype, layer_norm_hidden_state=False,
+                textmodel_json_config=_clip_config(TINY_SDXL_CLIP_L), model_options=model_options)
+            self.clip_g = sd1_clip.SDClipModel(
+                layer="hidden", layer_idx=-2, device=device, dtype=dtype, layer_norm_hidden_state=False,
+                textmodel_json_config=_clip_config(TINY_SDXL_CLIP_G), return_projected_pooled=True,
+                special_tokens={"start": 49406, "end": 49407, "pad": 0},
+                model_options={**model_options, "model_name": "clip_g"})
+            self.dtypes = {dtype}
+
+    class TinySDXL(sm.SDXL):
+        unet_config = {
+            "model_channels": TINY_SDXL_UNET["model_channels"],
+            "use_linear_in_transformer": True,
+            "transformer_depth": [0, 1],
+            "context_dim": TINY_SDXL_CONTEXT,
+            "adm_in_channels": TINY_SDXL_UNET["adm_in_channels"],
+            "use_temporal_attention": False,
+        }
+        unet_extra_config = {"num_heads": -1, "num_head_channels": 16}
+
+        def clip_target(self, state_dict={}):
+            return comfy.supported_models_base.ClipTarget(sdxl_clip.SDXLTokenizer, TinySDXLClipModel)
+
+    sm.models.insert(0, TinySDXL)
+    _TINY_SDXL_CLASS = TinySDXL
+    return TinySDXL
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    root: Path
+    sd15: str = SD15_CHECKPOINT
+    sdxl: str = SDXL_CHECKPOINT
+    controlnet: str = SD15_CONTROLNET
+
+
+def write_tiny_models(root: Path) -> TinyModels:
+    """Write every tiny model file under root/<folder>/ and register the folders with the host."""
+    from safetensors.torch import save_file
+
+    files = {
+        ("checkpoints", SD15_CHECKPOINT): sd15_checkpoint,
+        ("checkpoints", SDXL_CHECKPOINT): sdxl_checkpoint,
+        ("controlnet", SD15_CONTROLNET): controlnet_sd15,
+    }
+    for (folder, name), make in files.items():
+        path = root / folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            save_file(make(), str(path))
+    register_model_root(root)
+    register_tiny_sdxl()
+    return TinyModels(root=root)
+
+
+def register_model_root(root: Path) -> None:
+    """Make root/<folder> the first place the host's loaders look for each folder found there."""
+    import folder_paths
+
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        folder_paths.add_model_folder_path(folder.name, str(folder), is_default=True)
+
+
+@contextlib.contextmanager
+def fp32_text_encoders():
+    """The host's --fp32-text-enc while loading: its float16 default is very slow on a CPU."""
+    import comfy.cli_args
+
+    args = comfy.cli_args.args
+    old = args.fp32_text_enc
+    args.fp32_text_enc = True
+    try:
+        yield
+    finally:
+        args.fp32_text_enc = old
+
+
+_WRITTEN: TinyModels | None = None
+
+
+def tiny_models() -> TinyModels:
+    """The tiny model files, written once per test process into a temporary models folder."""
+    global _WRITTEN
+    if _WRITTEN is None:
+        root = Path(tempfile.mkdtemp(prefix="stereo-tiny-models-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _WRITTEN = write_tiny_models(root)
+    return _WRITTEN
