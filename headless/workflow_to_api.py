@@ -99,12 +99,8 @@ def widget_inputs(node: dict, definitions: list[tuple[str, Any, dict]]) -> dict[
             "image", "video", "audio", "3d", ""
         ):
             i += 1
-    if i < len(values):
-        raise WorkflowError(
-            f"node {node['id']} ({node['type']}): {len(values)} widget values but the node defines "
-            f"only {len(widgets)} widgets ({', '.join(w[0] for w in widgets)}); the workflow was saved "
-            "with a different version of this node. Open it in ComfyUI, fix the node and save again."
-        )
+    # Values left over belong to widgets that frontend extensions add after the node's own
+    # (previews, buttons); they are not inputs, and the frontend's own conversion skips them too.
     return out
 
 

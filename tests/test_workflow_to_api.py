@@ -133,11 +133,10 @@ def test_missing_node_type_is_named():
     assert info.value.node_types == ["SomePackLoader"]
 
 
-def test_too_many_widget_values_is_an_error_naming_the_node():
+def test_values_of_widgets_added_by_frontend_extensions_are_ignored():
     graph = base_graph()
-    graph["nodes"][0]["widgets_values"] = ["a.safetensors", "extra"]
-    with pytest.raises(WorkflowError, match=r"node 1 \(Loader\).*2 widget values"):
-        workflow_to_api(graph, NODE_DEFS)
+    graph["nodes"][0]["widgets_values"] = ["a.safetensors", ""]  # e.g. a preview widget's value
+    assert workflow_to_api(graph, NODE_DEFS)["1"]["inputs"] == {"ckpt_name": "a.safetensors"}
 
 
 def test_api_format_passes_through_and_garbage_is_refused():
