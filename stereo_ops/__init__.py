@@ -1,8 +1,17 @@
-"""StereoDiffusion in plain torch: disparity preparation, stereo pixel shift, SPSMD, schedules.
+"""StereoDiffusion in plain torch: disparity preparation, stereo pixel shift, SPSMD, schedules,
+and the stereo outputs (side-by-side layouts, anaglyphs).
 
 This package imports nothing from ComfyUI and can be used on its own.
 """
 
+from .anaglyph import (
+    ANAGLYPH_METHODS,
+    AnaglyphMethod,
+    anaglyph,
+    linear_to_srgb,
+    srgb_to_linear,
+)
+from .compose import LAYOUTS, VR_SUFFIXES, Layout, side_by_side, split_side_by_side, squeeze_to
 from .disparity import (
     as_disparity_batch,
     normalize_per_sample,
@@ -27,6 +36,17 @@ from .spsmd import deblur_fill, spsmd_copy
 from .stereo_batch import duplicate_for_stereo, join_stereo, split_stereo
 
 __all__ = [
+    "ANAGLYPH_METHODS",
+    "AnaglyphMethod",
+    "LAYOUTS",
+    "Layout",
+    "VR_SUFFIXES",
+    "anaglyph",
+    "linear_to_srgb",
+    "side_by_side",
+    "split_side_by_side",
+    "squeeze_to",
+    "srgb_to_linear",
     "SHIFT_MODES",
     "ShiftMode",
     "ShiftResult",
