@@ -1,5 +1,5 @@
 """StereoDiffusion in plain torch: disparity preparation, stereo pixel shift, SPSMD, schedules,
-and the stereo outputs (side-by-side layouts, anaglyphs).
+and the stereo outputs (side-by-side layouts, anaglyphs, stereo MPO files).
 
 This package imports nothing from ComfyUI and can be used on its own.
 """
@@ -19,6 +19,7 @@ from .disparity import (
     prepare_disparity,
     resize_disparity,
 )
+from .mpo import stereo_mpo_bytes, write_stereo_mpo
 from .pixel_shift import (
     SHIFT_MODES,
     ShiftMode,
@@ -65,8 +66,10 @@ __all__ = [
     "resize_disparity",
     "spsmd_copy",
     "split_stereo",
+    "stereo_mpo_bytes",
     "stereo_pixel_shift",
     "stereo_views",
     "warp_left",
     "warp_right",
+    "write_stereo_mpo",
 ]
