@@ -18,6 +18,8 @@ _NODE_MODULES: dict[str, str | None] = {
     "stereo_batch": None,
     "sampling": None,
     "attention": None,
+    "compose": None,
+    "save": None,
 }
 
 
