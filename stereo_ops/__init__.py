@@ -1,8 +1,17 @@
-"""StereoDiffusion in plain torch: disparity preparation, stereo pixel shift, SPSMD, schedules.
+"""StereoDiffusion in plain torch: disparity preparation, stereo pixel shift, SPSMD, schedules,
+and the stereo outputs (side-by-side layouts, anaglyphs, stereo MPO files).
 
 This package imports nothing from ComfyUI and can be used on its own.
 """
 
+from .anaglyph import (
+    ANAGLYPH_METHODS,
+    AnaglyphMethod,
+    anaglyph,
+    linear_to_srgb,
+    srgb_to_linear,
+)
+from .compose import LAYOUTS, VR_SUFFIXES, Layout, side_by_side, split_side_by_side, squeeze_to
 from .disparity import (
     as_disparity_batch,
     normalize_per_sample,
@@ -10,6 +19,7 @@ from .disparity import (
     prepare_disparity,
     resize_disparity,
 )
+from .mpo import stereo_mpo_bytes, write_stereo_mpo
 from .pixel_shift import (
     SHIFT_MODES,
     ShiftMode,
@@ -27,6 +37,17 @@ from .spsmd import deblur_fill, spsmd_copy
 from .stereo_batch import duplicate_for_stereo, join_stereo, split_stereo
 
 __all__ = [
+    "ANAGLYPH_METHODS",
+    "AnaglyphMethod",
+    "LAYOUTS",
+    "Layout",
+    "VR_SUFFIXES",
+    "anaglyph",
+    "linear_to_srgb",
+    "side_by_side",
+    "split_side_by_side",
+    "squeeze_to",
+    "srgb_to_linear",
     "SHIFT_MODES",
     "ShiftMode",
     "ShiftResult",
@@ -45,8 +66,10 @@ __all__ = [
     "resize_disparity",
     "spsmd_copy",
     "split_stereo",
+    "stereo_mpo_bytes",
     "stereo_pixel_shift",
     "stereo_views",
     "warp_left",
     "warp_right",
+    "write_stereo_mpo",
 ]

@@ -71,7 +71,7 @@ def displacement(
     return d * max_shift_px(divergence, disparity.shape[-1])
 
 
-def _check_inputs(x: torch.Tensor, shift: torch.Tensor) -> None:
+def _check_inputs(x: torch.Tensor, shift: torch.Tensor, source_mask: torch.Tensor | None) -> torch.Tensor:
     if x.ndim != 4:
         raise ValueError(f"view must have shape (B, C, H, W), got {tuple(x.shape)}")
     if shift.shape != (x.shape[0], x.shape[2], x.shape[3]):
@@ -79,16 +79,26 @@ def _check_inputs(x: torch.Tensor, shift: torch.Tensor) -> None:
             f"disparity of shape {tuple(shift.shape)} does not match the view {tuple(x.shape)}; "
             "resize it with prepare_disparity first"
         )
+    if source_mask is None:
+        return torch.ones(shift.shape, dtype=torch.bool, device=x.device)
+    if source_mask.shape != shift.shape:
+        raise ValueError(f"source_mask {tuple(source_mask.shape)} must match the disparity {tuple(shift.shape)}")
+    return source_mask.to(device=x.device, dtype=torch.bool)
 
 
-def warp_left_integer(x: torch.Tensor, shift: torch.Tensor) -> ShiftResult:
-    """Move each pixel left by trunc(shift) columns; nearer (larger shift) pixels win collisions."""
-    _check_inputs(x, shift)
+def warp_left_integer(
+    x: torch.Tensor, shift: torch.Tensor, source_mask: torch.Tensor | None = None
+) -> ShiftResult:
+    """Move each pixel left by trunc(shift) columns; nearer (larger shift) pixels win collisions.
+
+    Pixels outside `source_mask` (B, H, W) are not moved anywhere.
+    """
+    valid = _check_inputs(x, shift, source_mask)
     w = x.shape[-1]
     offset = torch.trunc(shift).long()
     cols = torch.arange(w, device=x.device).expand_as(offset)
     target = cols - offset
-    inside = (target >= 0) & (target < w)
+    inside = (target >= 0) & (target < w) & valid
     # Two sources land on one column only if the right one moved further, i.e. is nearer:
     # the largest source column per target is the nearest pixel, as in the reference sweep.
     winner = torch.full_like(cols, -1)
@@ -105,9 +115,14 @@ def _gather_cols(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(t, -1, index)
 
 
-def warp_left_subpixel(x: torch.Tensor, shift: torch.Tensor) -> ShiftResult:
-    """Move each pixel left by a fractional shift with linear resampling and depth ordering."""
-    _check_inputs(x, shift)
+def warp_left_subpixel(
+    x: torch.Tensor, shift: torch.Tensor, source_mask: torch.Tensor | None = None
+) -> ShiftResult:
+    """Move each pixel left by a fractional shift with linear resampling and depth ordering.
+
+    Pixels outside `source_mask` (B, H, W) are not moved anywhere.
+    """
+    valid_src = _check_inputs(x, shift, source_mask)
     b, c, h, w = x.shape
     shift = shift.float()
     cols = torch.arange(w, device=x.device, dtype=torch.float32).expand(b, h, w)
@@ -130,7 +145,8 @@ def warp_left_subpixel(x: torch.Tensor, shift: torch.Tensor) -> ShiftResult:
             p0 = _gather_cols(pos, s0)
             p1 = _gather_cols(pos, s0 + 1)
             span = p1 - p0
-            ok = valid & (span > 0) & (span <= _MAX_STRETCH) & (p0 <= t) & (t <= p1)
+            both = _gather_cols(valid_src, s0) & _gather_cols(valid_src, s0 + 1)
+            ok = valid & both & (span > 0) & (span <= _MAX_STRETCH) & (p0 <= t) & (t <= p1)
             frac = ((t - p0) / span.clamp_min(1e-6)).clamp(0.0, 1.0)
             a0 = _gather_cols(shift, s0)
             a1 = _gather_cols(shift, s0 + 1)
@@ -146,7 +162,7 @@ def warp_left_subpixel(x: torch.Tensor, shift: torch.Tensor) -> ShiftResult:
         s0 = s.clamp(0, w - 1)
         p = _gather_cols(pos, s0)
         key = _gather_cols(shift, s0)
-        ok = valid & (torch.round(p) == t) & (key > best_key + _POINT_MARGIN)
+        ok = valid & _gather_cols(valid_src, s0) & (torch.round(p) == t) & (key > best_key + _POINT_MARGIN)
         best_key = torch.where(ok, key, best_key)
         best_u = torch.where(ok, s0.float(), best_u)
 
@@ -161,18 +177,29 @@ def warp_left_subpixel(x: torch.Tensor, shift: torch.Tensor) -> ShiftResult:
     return ShiftResult(image, filled)
 
 
-def warp_left(x: torch.Tensor, shift: torch.Tensor, mode: ShiftMode = "integer") -> ShiftResult:
+def warp_left(
+    x: torch.Tensor,
+    shift: torch.Tensor,
+    mode: ShiftMode = "integer",
+    source_mask: torch.Tensor | None = None,
+) -> ShiftResult:
     """Move the content of `x` (B, C, H, W) left by `shift` (B, H, W) pixels (right-eye warp)."""
     if mode == "integer":
-        return warp_left_integer(x, shift)
+        return warp_left_integer(x, shift, source_mask)
     if mode == "subpixel":
-        return warp_left_subpixel(x, shift)
+        return warp_left_subpixel(x, shift, source_mask)
     raise ValueError(f"unknown shift mode {mode!r}; choose one of {', '.join(SHIFT_MODES)}")
 
 
-def warp_right(x: torch.Tensor, shift: torch.Tensor, mode: ShiftMode = "integer") -> ShiftResult:
+def warp_right(
+    x: torch.Tensor,
+    shift: torch.Tensor,
+    mode: ShiftMode = "integer",
+    source_mask: torch.Tensor | None = None,
+) -> ShiftResult:
     """Move the content right by `shift` (left-eye warp): the mirror image of `warp_left`."""
-    r = warp_left(x.flip(-1), shift.flip(-1), mode)
+    mask = None if source_mask is None else source_mask.flip(-1)
+    r = warp_left(x.flip(-1), shift.flip(-1), mode, mask)
     return ShiftResult(r.image.flip(-1), r.filled.flip(-1))
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import host_harness
+
+# The test models are tiny: one thread is as fast, and it avoids the heavy slow-down of
+# oversubscribed OpenMP threads when other work shares the machine.
+torch.set_num_threads(1)
 
 host_harness.register_pack_alias()
 
