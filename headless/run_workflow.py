@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 if __package__:
-    from . import comfy_host, overrides
+    from . import comfy_host, prompt_overrides as overrides
     from .workflow_to_api import WorkflowError, workflow_to_api
 else:  # run as a script: the sibling modules are importable from this folder
     import comfy_host
-    import overrides
+    import prompt_overrides as overrides
     from workflow_to_api import WorkflowError, workflow_to_api
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stereo_pack.headless import overrides
+from stereo_pack.headless import prompt_overrides as overrides
 from stereo_pack.headless.workflow_to_api import MissingNodeError, WorkflowError, workflow_to_api
 
 SEED = ("INT", {"default": 0, "min": 0, "max": 2**64 - 1, "control_after_generate": True})
