@@ -10,11 +10,14 @@ Handled as the frontend's own "queue prompt" does: links, widgets converted to i
 with a `widget` entry that is linked), the extra `control_after_generate` value after seed-like
 widgets, the extra value of upload widgets, muted nodes (mode 2: left out), bypassed nodes (mode
 4: each output passes through the input of the same type), frontend-only Reroute, PrimitiveNode
-and Note nodes.
+and Note nodes; text widgets marked `dynamicPrompts` get the frontend's comment stripping and
+`{a|b|c}` random choices.
 """
 
 from __future__ import annotations
 
+import random
+import re
 from typing import Any, Mapping
 
 MODE_MUTED = 2
@@ -77,7 +80,54 @@ def _upload_option(options: dict) -> bool:
     return any(options.get(key) for key in UPLOAD_OPTIONS)
 
 
-def widget_inputs(node: dict, definitions: list[tuple[str, Any, dict]]) -> dict[str, Any]:
+_COMMENTS = re.compile(r"/\*[\s\S]*?\*/|//.*")
+
+
+def process_dynamic_prompt(text: str, rng: random.Random) -> str:
+    """The frontend's dynamic prompt: C-style comments removed, each {a|b|c} replaced by one
+    random option (nested groups allowed, backslash escapes the braces and the bar)."""
+    text = _COMMENTS.sub("", text)
+    pos = 0
+
+    def choice_block() -> str:
+        nonlocal pos
+        options, choice, depth = [], "", 0
+        while pos < len(text):
+            char = text[pos]
+            pos += 1
+            if char == "\\":
+                choice += "\\" + (text[pos] if pos < len(text) else "")
+                pos += 1
+                continue
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                if not depth:
+                    break
+                depth -= 1
+            elif char == "|" and not depth:
+                options.append(choice)
+                choice = ""
+                continue
+            choice += char
+        options.append(choice)
+        return process_dynamic_prompt(rng.choice(options), rng)
+
+    out = ""
+    while pos < len(text):
+        char = text[pos]
+        pos += 1
+        if char == "\\":
+            out += "\\" + (text[pos] if pos < len(text) else "")
+            pos += 1
+        elif char == "{":
+            out += choice_block()
+        else:
+            out += char
+    return re.sub(r"\\([{}|])", r"\1", out)
+
+
+def widget_inputs(node: dict, definitions: list[tuple[str, Any, dict]], rng: random.Random | None = None) -> dict[str, Any]:
     """Input name -> value for the node's widget values."""
     values = node.get("widgets_values")
     widgets = [(name, kind, options) for name, kind, options in definitions if is_widget(kind, options)]
@@ -91,7 +141,10 @@ def widget_inputs(node: dict, definitions: list[tuple[str, Any, dict]]) -> dict[
     for name, kind, options in widgets:
         if i >= len(values):
             break  # an input added to the node after the workflow was saved: the host default applies
-        out[name] = values[i]
+        value = values[i]
+        if options.get("dynamicPrompts") and isinstance(value, str):
+            value = process_dynamic_prompt(value, rng or random.Random())
+        out[name] = value
         i += 1
         if _has_control_widget(name, kind, options) and i < len(values) and values[i] in CONTROL_VALUES:
             i += 1
@@ -165,8 +218,10 @@ def _bypass_input_link(node: dict, slot: int, out_type: Any) -> int | None:
     return None
 
 
-def workflow_to_api(workflow: Mapping, node_classes: Mapping[str, Any]) -> dict[str, dict]:
-    """The API prompt of a UI-format workflow. `node_classes`: class_type -> node class (or INPUT_TYPES dict)."""
+def workflow_to_api(workflow: Mapping, node_classes: Mapping[str, Any], rng: random.Random | None = None) -> dict[str, dict]:
+    """The API prompt of a UI-format workflow. `node_classes`: class_type -> node class (or INPUT_TYPES dict);
+    `rng` picks the options of dynamic prompts (default: a fresh random generator, as the frontend)."""
+    rng = rng or random.Random()
     if "nodes" not in workflow or "links" not in workflow:
         if all(isinstance(v, dict) and "class_type" in v for v in workflow.values()):
             return {str(k): dict(v) for k, v in workflow.items()}  # already an API prompt
@@ -191,7 +246,7 @@ def workflow_to_api(workflow: Mapping, node_classes: Mapping[str, Any]) -> dict[
     for node in sorted(active, key=lambda n: n.get("order", 0)):
         definitions = input_definitions(node_classes[node["type"]])
         known = {name for name, _, _ in definitions}
-        inputs = widget_inputs(node, definitions)
+        inputs = widget_inputs(node, definitions, rng)
         for inp in node.get("inputs") or []:
             if inp.get("link") is None:
                 continue

@@ -159,3 +159,21 @@ def test_overrides_follow_conditioning_to_the_prompt_nodes():
         overrides.apply(prompt, sets=["Nope.text=x"])
     with pytest.raises(overrides.OverrideError, match="LoadImage"):
         overrides.set_image(prompt, "x.png")
+
+
+def test_dynamic_prompts_are_resolved_like_the_frontend_does():
+    import random
+
+    from stereo_pack.headless.workflow_to_api import process_dynamic_prompt
+
+    rng = random.Random(0)
+    assert process_dynamic_prompt("a cat // not this\n/* nor\nthis */on a mat", rng) == "a cat \non a mat"
+    assert process_dynamic_prompt(r"literal \{braces\} and \| bar", rng) == "literal {braces} and | bar"
+    seen = {process_dynamic_prompt("a {red|blue|{light|dark} green} house", rng) for _ in range(200)}
+    assert seen == {"a red house", "a blue house", "a light green house", "a dark green house"}
+
+    defs = {"Encode": {"required": {"text": ("STRING", {"multiline": True, "dynamicPrompts": True})}},
+            "Plain": {"required": {"text": ("STRING", {})}}}
+    graph = {"nodes": [node(1, "Encode", widgets=["{x|x} // c"]), node(2, "Plain", widgets=["{x|y} // c"])], "links": []}
+    prompt = workflow_to_api(graph, defs, random.Random(1))
+    assert prompt["1"]["inputs"]["text"] == "x " and prompt["2"]["inputs"]["text"] == "{x|y} // c"
