@@ -25,7 +25,6 @@ from torch import Tensor
 from ..stereo_ops import inversion as inv
 from ..stereo_ops.inversion import StereoInversion
 
-SCHEDULER = "ddim_uniform"  # DDIM's evenly spaced timesteps, as in the paper
 UNCOND, COND = 1, 0  # the host's cond_or_uncond markers for the two halves of CFG
 
 
@@ -222,11 +221,14 @@ def _context_rows(conditioning: list, n: int, name: str) -> Tensor:
 
 
 def inversion_sigmas(model, steps: int) -> Tensor:
-    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), SCHEDULER, steps)
-    sigmas = sigmas.float().cpu()
-    if sigmas.shape[0] != steps + 1:
-        raise ValueError(f"steps: the {SCHEDULER} schedule of this model cannot give {steps} steps")
-    return sigmas
+    """The paper's DDIM timesteps as sigmas of this model, then 0."""
+    sampling = model.get_model_object("model_sampling")
+    table = getattr(sampling, "sigmas", None)
+    if table is None or not hasattr(sampling, "sigma"):
+        raise ValueError("model: inversion needs a model with a discrete noise schedule (SD1.x, SD2.x, SDXL)")
+    timesteps = torch.tensor(inv.ddim_timesteps(steps, int(table.shape[0])), dtype=torch.float32)
+    sigmas = sampling.sigma(timesteps.to(table.device)).float().cpu()
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
 def invert(

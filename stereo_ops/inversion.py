@@ -117,6 +117,15 @@ def check_sigmas(sigmas: Tensor) -> None:
         raise ValueError("the schedule must be strictly descending")
 
 
+def ddim_timesteps(steps: int, train_steps: int = 1000) -> list[int]:
+    """DDIM's timesteps (descending), as the paper's scheduler spaces them: every train_steps // steps
+    steps, offset by one (981, 961, ..., 1 for 50 of 1000)."""
+    if not 1 <= steps <= train_steps:
+        raise ValueError(f"steps must be between 1 and {train_steps}, got {steps}")
+    stride = train_steps // steps
+    return [k * stride + 1 for k in range(steps - 1, -1, -1)]
+
+
 def euler_step(x: Tensor, denoised: Tensor, sigma: Tensor, sigma_next: Tensor) -> Tensor:
     """One forward Euler (DDIM, eta 0) step from sigma to sigma_next."""
     return x + (sigma_next - sigma) * ((x - denoised) / sigma)

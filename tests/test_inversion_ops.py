@@ -150,3 +150,11 @@ def test_latent_psnr():
     target = torch.tensor([0.0, 2.0])
     assert math.isclose(inv.latent_psnr(torch.tensor([0.0, 1.0]) , target), 10 * math.log10(4 / 0.5))
     assert inv.latent_psnr(target, target) == math.inf
+
+
+def test_ddim_timesteps_are_the_papers():
+    assert inv.ddim_timesteps(50)[:3] == [981, 961, 941] and inv.ddim_timesteps(50)[-1] == 1
+    assert inv.ddim_timesteps(10) == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
+    assert len(inv.ddim_timesteps(7)) == 7 and len(inv.ddim_timesteps(1000)) == 1000
+    with pytest.raises(ValueError, match="steps"):
+        inv.ddim_timesteps(0)
