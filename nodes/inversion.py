@@ -62,9 +62,9 @@ class StereoNullTextInversion(io.ComfyNode):
                     tooltip="null_text: how much the early-stop threshold grows per step (of a 50-step schedule).",
                 ),
                 io.Int.Input(
-                    "fixed_point_iterations", default=3, min=1, max=20,
-                    tooltip="fixed_point: model calls per step; 1 is plain DDIM inversion, each more one "
-                    "tightens the reconstruction.",
+                    "fixed_point_iterations", default=1, min=1, max=20,
+                    tooltip="fixed_point: guided model calls per step; each one more tightens the "
+                    "reconstruction (1 already beats null_text on reconstruction at a fraction of its time).",
                 ),
             ],
             outputs=[
@@ -79,7 +79,7 @@ class StereoNullTextInversion(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent, steps, cfg, method,
         inner_steps=10, learning_rate=1e-2, early_stop_base=1e-5, early_stop_slope=2e-5,
-        fixed_point_iterations=3,
+        fixed_point_iterations=1,
     ) -> io.NodeOutput:
         settings = inv.NullTextSettings(inner_steps, learning_rate, early_stop_base, early_stop_slope)
         progress = comfy.utils.ProgressBar(runtime.progress_ticks(method, steps, settings))

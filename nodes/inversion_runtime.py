@@ -240,7 +240,7 @@ def invert(
     cfg: float,
     method: str,
     settings: inv.NullTextSettings = inv.NullTextSettings(),
-    fixed_point_iterations: int = 3,
+    fixed_point_iterations: int = 1,
     on_tick: Callable[[], None] | None = None,
 ) -> tuple[StereoInversion, InversionReport]:
     """Invert encoded photos (LATENT space, N x C x H x W) for Euler sampling at `cfg` over `steps`.

@@ -146,14 +146,17 @@ def fixed_point_invert(
     sigmas: Tensor,
     iterations: int = 1,
     on_step: StepCallback | None = None,
+    warm_start: bool = True,
 ) -> list[Tensor]:
     """Invert the Euler sampler over `sigmas`, returning the trajectory (state at each sigma).
 
     Step i is solved backwards for the state x_i that the forward step sends to x_{i+1}:
         x_i = x_{i+1} + (sigma_i - sigma_{i+1}) * (x_i - D(x_i, sigma_i)) / sigma_i
-    by `iterations` rounds of fixed-point iteration started at x_{i+1}. One round is classic DDIM
-    inversion (the model evaluated at the state being left); each further round shrinks the gap
-    the forward step leaves by about the step ratio (sigma_i - sigma_{i+1}) / sigma_i.
+    by `iterations` rounds of fixed-point iteration (one model call each); each round shrinks the
+    gap the forward step leaves by about (sigma_i - sigma_{i+1}) / sigma_i times the denoiser's
+    sensitivity. The first guess is free: with warm_start, the noise estimate of the previous
+    (lower-noise) step's last call carried up to sigma_i; without, x_{i+1} itself, which makes one
+    round exactly classic DDIM inversion.
     """
     check_sigmas(sigmas)
     if iterations < 1:
@@ -161,12 +164,13 @@ def fixed_point_invert(
     steps = sigmas.shape[0] - 1
     trajectory: list[Tensor] = [x0] * (steps + 1)
     x_next = x0
+    eps = None  # noise estimate (x - D) / sigma of the last model call
     for i in range(steps - 1, -1, -1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        ratio = (sigma - sigma_next) / sigma
-        x = x_next
+        x = x_next if eps is None or not warm_start else x_next + (sigma - sigma_next) * eps
         for _ in range(iterations):
-            x = x_next + ratio * (x - denoise(x, sigma))
+            eps = (x - denoise(x, sigma)) / sigma
+            x = x_next + (sigma - sigma_next) * eps
         trajectory[i] = x
         x_next = x
         if on_step is not None:
@@ -178,7 +182,7 @@ def ddim_invert(
     denoise: Denoiser, x0: Tensor, sigmas: Tensor, on_step: StepCallback | None = None
 ) -> list[Tensor]:
     """Classic DDIM inversion: one model call per step, at the state being left."""
-    return fixed_point_invert(denoise, x0, sigmas, iterations=1, on_step=on_step)
+    return fixed_point_invert(denoise, x0, sigmas, iterations=1, on_step=on_step, warm_start=False)
 
 
 def _per_sample_mse(a: Tensor, b: Tensor) -> Tensor:

@@ -84,12 +84,12 @@ def test_null_text_reconstructs_far_better_than_ddim_and_fixed_point_at_least_as
         assert inversion.method == method and inversion.cfg == CFG and inversion.steps == STEPS
         assert inversion.start_latent.shape == latent.shape and not inversion.start_latent.is_inference()
         errors[method] = mse(reconstruction, latent)
-    # Measured on this model (10 steps, cfg 7.5): PSNR ddim 14 dB, null_text 22 dB, fixed_point 52 dB.
+    # Measured on this model (10 steps, cfg 7.5): PSNR ddim 14 dB, null_text 22 dB, fixed_point 41 dB.
     assert errors["null_text"] < errors["ddim"] / 4
     # The stated bound: fixed_point's error is never above null_text's.
     assert errors["fixed_point"] <= errors["null_text"]
     assert reports["null_text"].backward_passes == sum(reports["null_text"].inner_steps) > 0
-    assert reports["fixed_point"].evaluations == STEPS * 3 * 2  # 3 rounds of a CFG call (2 chunks) per step
+    assert reports["fixed_point"].evaluations == STEPS * 2  # one CFG call (2 chunks) per step
     assert reports["ddim"].evaluations == STEPS
 
 

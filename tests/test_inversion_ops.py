@@ -51,8 +51,10 @@ def test_ddim_inversion_is_one_fixed_point_round_and_reports_every_step():
     denoise, x0 = gaussian_denoiser(), photo()
     seen = []
     ddim = inv.ddim_invert(denoise, x0, SIGMAS, on_step=seen.append)
-    one = inv.fixed_point_invert(denoise, x0, SIGMAS, 1)
+    one = inv.fixed_point_invert(denoise, x0, SIGMAS, 1, warm_start=False)
     assert all(torch.equal(a, b) for a, b in zip(ddim, one))
+    warm = inv.fixed_point_invert(denoise, x0, SIGMAS, 1)  # same cost, better first guess
+    assert (forward(denoise, warm[0], SIGMAS) - x0).abs().max() < (forward(denoise, ddim[0], SIGMAS) - x0).abs().max() / 3
     assert seen == list(range(SIGMAS.shape[0] - 1))
 
 
