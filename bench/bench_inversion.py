@@ -67,7 +67,7 @@ def main() -> None:
             inversion, report = rt.invert(model, positive, negative, photo, args.steps, args.cfg, method, **options)
             seconds = time.perf_counter() - t0
             reconstruction = rt.reconstruct_latent(model, inversion, positive, negative, args.cfg)
-        label = method if not options else f"{method} ({options['fixed_point_iterations']} rounds)"
+        label = method if not options else f"{method}, {options['fixed_point_iterations']} call(s)/step"
         rows.append((label, report, seconds, inv.latent_psnr(reconstruction, photo)))
 
     reference = next(seconds for label, _, seconds, _ in rows if label == "null_text")

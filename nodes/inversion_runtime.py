@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import comfy.k_diffusion.sampling
 import comfy.model_management
 import comfy.samplers
-import comfy.utils
 import torch
 from torch import Tensor
 
@@ -327,10 +326,11 @@ def invert(
         report.evaluations = swap.chunks
 
     uncond = result["uncond"]
+    store = comfy.model_management.intermediate_device()
     inversion = StereoInversion(
-        start_latent=result["start"].detach(),
+        start_latent=result["start"].detach().to(store),
         sigmas=sigmas,
-        uncond_embeddings=None if uncond is None else tuple(u.detach() for u in uncond),
+        uncond_embeddings=None if uncond is None else tuple(u.detach().to(store) for u in uncond),
         method=method,
         cfg=float(cfg),
         model_signature=model_signature(model),
