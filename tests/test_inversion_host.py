@@ -219,3 +219,35 @@ def test_the_node_runs_with_progress_and_can_be_interrupted(pack, sd15):
             node.execute(**args)
     finally:
         comfy.model_management.interrupt_current_processing(False)
+
+
+def test_context_swap_replaces_only_the_chosen_chunks_and_pads_token_counts(rt):
+    seen = {}
+
+    def apply_model(x, t, c_crossattn, transformer_options=None):
+        seen["context"] = c_crossattn
+        return x
+
+    cond = torch.zeros(4, 77, 3)  # a stereo batch of 2 pairs: cond chunk, then uncond chunk
+    ctx = torch.cat([cond, torch.ones(4, 77, 3)])
+    embedding = torch.arange(2 * 154 * 3.0).reshape(2, 154, 3)  # 2 photos, 154 tokens
+    swap = rt.ContextSwap(lambda kind, sigma: embedding if kind == rt.UNCOND else None)
+    x = torch.zeros(8, 4, 2, 2)
+    args = {"input": x, "timestep": torch.full((8,), 3.0), "c": {"c_crossattn": ctx}, "cond_or_uncond": [0, 1]}
+    assert swap(apply_model, args) is x and swap.chunks == 2
+    out = seen["context"]
+    assert out.shape == (8, 154, 3)
+    assert torch.equal(out[:4], torch.zeros(4, 154, 3))  # the cond chunk, repeated to 154 tokens
+    assert torch.equal(out[4:], torch.cat([embedding, embedding]))  # pair j of both eyes uses row j
+    assert torch.equal(ctx[4:], torch.ones(4, 77, 3))  # the host's tensors are not modified
+
+
+def test_a_longer_negative_prompt_is_optimised_at_its_own_length(rt, ops, sd15):
+    latent = photo_latent()
+    positive = tiny_conditioning("sd15", seed=1)
+    negative = tiny_conditioning("sd15", seed=2, tokens=154)
+    inversion, _, reconstruction = run(
+        rt, sd15, "null_text", latent, positive, negative, steps=3, settings=ops.NullTextSettings(inner_steps=1)
+    )
+    assert inversion.uncond_embeddings[0].shape == (1, 154, host_harness.TINY_CONTEXT_DIM)
+    assert reconstruction.shape == latent.shape and torch.isfinite(reconstruction).all()
