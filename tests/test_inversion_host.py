@@ -251,3 +251,47 @@ def test_a_longer_negative_prompt_is_optimised_at_its_own_length(rt, ops, sd15):
     )
     assert inversion.uncond_embeddings[0].shape == (1, 154, host_harness.TINY_CONTEXT_DIM)
     assert reconstruction.shape == latent.shape and torch.isfinite(reconstruction).all()
+
+
+def _stereo_from_photo(pack, model, inversion, latent, positive, negative, **kw):
+    import nodes
+
+    args = dict(
+        model=model, positive=positive, negative=negative, latent_image={"samples": latent},
+        disparity=torch.rand(1, latent.shape[2] * 8, latent.shape[3] * 8, generator=torch.Generator().manual_seed(4)),
+        divergence=15.0, convergence=0.0, subpixel=True, balance=0.0, shift_at=0.2, spsmd=True,
+        spsmd_interval=0.2, deblur=True, seed=0, steps=STEPS, cfg=CFG, sampler_name="euler",
+        scheduler="normal", denoise=1.0, inversion=inversion,
+    )
+    args.update(kw)
+    with torch.inference_mode():
+        return nodes.NODE_CLASS_MAPPINGS["StereoKSampler"].execute(**args).result[0]["samples"]
+
+
+@pytest.mark.parametrize("method", ["null_text", "fixed_point"])
+def test_stereo_ksampler_with_an_inversion_reconstructs_the_photo_on_the_left(rt, pack, sd15, method):
+    latent = photo_latent(batch=2, height=8, width=10)
+    positive, negative = conds()
+    inversion, _, reconstruction = run(rt, sd15, method, latent, positive, negative)
+    stereo = _stereo_from_photo(pack, sd15, inversion, latent, positive, negative)
+    assert stereo.shape == (4, 4, 8, 10)
+    # the left views retrace the inversion exactly as a plain reconstruction does
+    assert torch.equal(stereo[:2], reconstruction)
+    assert mse(stereo[:2], latent) < 0.25 * mse(torch.zeros_like(latent), latent)
+    assert not torch.equal(stereo[2:], stereo[:2])
+    zero = _stereo_from_photo(pack, sd15, inversion, latent, positive, negative, divergence=0.0)
+    assert torch.equal(zero[:2], zero[2:])
+
+
+def test_stereo_ksampler_refuses_an_inversion_that_does_not_fit(rt, pack, sd15):
+    latent = photo_latent()
+    positive, negative = conds()
+    inversion, _, _ = run(rt, sd15, "ddim", latent, positive, negative)
+    with pytest.raises(ValueError, match="steps"):
+        _stereo_from_photo(pack, sd15, inversion, latent, positive, negative, steps=STEPS + 1)
+    with pytest.raises(ValueError, match="cfg"):
+        _stereo_from_photo(pack, sd15, inversion, latent, positive, negative, cfg=3.0)
+    with pytest.raises(ValueError, match="shape"):
+        _stereo_from_photo(pack, sd15, inversion, photo_latent(width=16), positive, negative)
+    with pytest.raises(ValueError, match="euler, ddim"):
+        _stereo_from_photo(pack, sd15, inversion, latent, positive, negative, sampler_name="dpmpp_2m")
