@@ -20,6 +20,7 @@ _NODE_MODULES: dict[str, str | None] = {
     "attention": None,
     "compose": None,
     "save": None,
+    "inversion": None,
 }
 
 

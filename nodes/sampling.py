@@ -15,8 +15,12 @@ from comfy_api.latest import io
 from ..stereo_ops import duplicate_for_stereo, plan_schedule
 from ..stereo_ops.attention import STEREO_JOINT_OPTION, STEREO_PAIRS_OPTION, STEREO_PASS_OPTION
 from ..stereo_ops.sampling import StereoShiftSettings, stereo_sample
+from .inversion_runtime import check_inversion_fits, with_inverted_unconds
 
 CATEGORY = "stereo/sampling"
+
+# The solvers that retrace an inversion: DDIM is the Euler step of the probability-flow ODE.
+INVERSION_SAMPLERS = ("euler", "ddim")
 
 # These pick their own steps between sigma_max and sigma_min, so "before step k" has no meaning.
 REFUSED_SAMPLERS = {
@@ -214,6 +218,13 @@ class StereoKSampler(io.ComfyNode):
                     "denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                     tooltip="How much of the schedule to run; below 1 keeps the input latent's structure.",
                 ),
+                io.Custom("STEREO_INVERSION").Input(
+                    "inversion", optional=True,
+                    tooltip="Optional, for photo to stereo: the output of Stereo Null-Text Inversion for the same "
+                    "encoded photo(s) as latent_image. The left view then reconstructs the photo; use the same "
+                    "model, cfg and steps as the inversion, sampler euler or ddim (scheduler and denoise are "
+                    "taken from the inversion).",
+                ),
             ],
             outputs=[io.Latent.Output(display_name="stereo_latent", tooltip="Stereo batch: N lefts, then N rights.")],
         )
@@ -222,7 +233,7 @@ class StereoKSampler(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent_image, disparity, divergence, convergence, subpixel,
         balance, shift_at, spsmd, spsmd_interval, deblur, seed, steps, cfg, sampler_name, scheduler,
-        denoise,
+        denoise, inversion=None,
     ) -> io.NodeOutput:
         latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
         if latent.ndim != 4:
@@ -232,14 +243,25 @@ class StereoKSampler(io.ComfyNode):
         if steps < 2:
             raise ValueError(f"steps must be at least 2 for stereo sampling, got {steps}")
         settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur)
-        sampler = stereo_ksampler_object(sampler_name, settings, shift_at, spsmd, spsmd_interval)
+        start = None
+        if inversion is not None:
+            check_inversion_fits(inversion, model, latent, cfg, steps)
+            if sampler_name not in INVERSION_SAMPLERS:
+                raise ValueError(
+                    f"sampler_name '{sampler_name}' cannot retrace an inversion; with the inversion input use "
+                    f"one of {', '.join(INVERSION_SAMPLERS)}"
+                )
+            # Applied last, so that the per-step unconditional embeddings wrap every other patch.
+            model = with_inverted_unconds(model, inversion)
+            sigmas, start = inversion.sigmas, inversion.start_latent
+        else:
+            sigmas = comfy.samplers.KSampler(
+                model, steps=steps, device=model.load_device, sampler=sampler_name, scheduler=scheduler,
+                denoise=denoise, model_options=model.model_options,
+            ).sigmas
+        sampler = stereo_ksampler_object(sampler_name, settings, shift_at, spsmd, spsmd_interval, start)
 
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
-        ksampler = comfy.samplers.KSampler(
-            model, steps=steps, device=model.load_device, sampler=sampler_name, scheduler=scheduler,
-            denoise=denoise, model_options=model.model_options,
-        )
-        sigmas = ksampler.sigmas
         out = {k: v for k, v in latent_image.items() if k not in ("samples", "batch_index", "noise_mask")}
         if sigmas.shape[-1] == 0:  # denoise 0: nothing to do, both eyes are the input
             out["samples"] = duplicate_for_stereo(latent)

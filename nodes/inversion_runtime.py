@@ -1,0 +1,345 @@
+"""Host side of photo inversion: running stereo_ops.inversion inside ComfyUI's sampling machinery.
+
+The inversion runs as a custom sampler function inside a CFGGuider, so the host loads the model,
+prepares the conditioning (areas, pooled outputs, hooks, ControlNets) and applies every model patch
+exactly as it will when the stereo sampler later runs the forward pass. The model is reached only
+through a clone of the ModelPatcher; the shared model is never patched.
+
+The sampler side uses three functions: `check_inversion_fits`, `with_inverted_unconds` (a model
+clone that injects the per-step unconditional contexts) and `reconstruct_latent`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import comfy.k_diffusion.sampling
+import comfy.model_management
+import comfy.samplers
+import torch
+from torch import Tensor
+
+from ..stereo_ops import inversion as inv
+from ..stereo_ops.inversion import StereoInversion
+
+UNCOND, COND = 1, 0  # the host's cond_or_uncond markers for the two halves of CFG
+
+
+# ---------------------------------------------------------------------------------------------
+# Model identity
+
+
+def model_signature(model) -> str:
+    """What an inversion needs to stay valid: model class, prediction type, latent format, context."""
+    base = model.model
+    unet = getattr(base.model_config, "unet_config", {}) or {}
+    return ":".join(
+        (
+            type(base).__name__,
+            getattr(base.model_type, "name", str(base.model_type)),
+            type(base.latent_format).__name__,
+            f"ch{unet.get('in_channels', '?')}",
+            f"ctx{unet.get('context_dim', '?')}",
+        )
+    )
+
+
+def check_inversion_fits(inversion, model, latent_samples: Tensor, cfg: float, steps: int | None = None) -> None:
+    """Raise a ValueError naming the mismatch when `inversion` cannot drive sampling of this latent."""
+    if not isinstance(inversion, StereoInversion):
+        raise ValueError(
+            f"inversion: expected a STEREO_INVERSION from Stereo Null-Text Inversion, got {type(inversion).__name__}"
+        )
+    signature = model_signature(model)
+    if signature != inversion.model_signature:
+        raise ValueError(
+            f"inversion: it was made with a different kind of model ({inversion.model_signature}) than "
+            f"this one ({signature}); run Stereo Null-Text Inversion with the same model as the sampler"
+        )
+    want = tuple(inversion.start_latent.shape)
+    if tuple(latent_samples.shape) != want:
+        raise ValueError(
+            f"inversion: it was made for a latent of shape {want} (batch, channels, height, width) but the "
+            f"sampler's latent_image is {tuple(latent_samples.shape)}; feed the sampler the same encoded "
+            "photo(s) that were inverted"
+        )
+    if not math.isclose(float(cfg), inversion.cfg, rel_tol=1e-6, abs_tol=1e-6):
+        raise ValueError(
+            f"inversion: it was made for cfg {inversion.cfg} but the sampler's cfg is {cfg}; set cfg to "
+            f"{inversion.cfg} or invert again with cfg {cfg}"
+        )
+    if steps is not None and int(steps) != inversion.steps:
+        raise ValueError(
+            f"inversion: it was made for {inversion.steps} steps but the sampler has steps {steps}; set "
+            f"steps to {inversion.steps} or invert again with {steps} steps"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Swapping cross-attention contexts inside the host's batched model calls
+
+
+class ContextSwap:
+    """A UNet function wrapper that replaces the cross-attention context of chosen batch chunks.
+
+    The host batches conditionings into one call and says which chunk is which in
+    `cond_or_uncond`; `pick(kind, sigma)` returns the context (N, tokens, dim) for a chunk of that
+    kind, or None to keep it. Contexts of different lengths are repeated to a common length, as the
+    host itself does. A wrapper that was already on the model is called in turn. `chunks` counts
+    evaluated chunks (one chunk = one model evaluation of the photo batch).
+    """
+
+    def __init__(self, pick: Callable[[int, float], Tensor | None], previous=None):
+        self.pick = pick
+        self.previous = previous
+        self.chunks = 0
+
+    def __call__(self, apply_model, args: dict):
+        x, timestep, c, kinds = args["input"], args["timestep"], args["c"], args["cond_or_uncond"]
+        self.chunks += len(kinds)
+        context = c.get("c_crossattn")
+        if context is not None:
+            size = x.shape[0] // len(kinds)
+            parts, changed = [], False
+            for k, kind in enumerate(kinds):
+                part = context[k * size:(k + 1) * size]
+                new = self.pick(kind, float(timestep[k * size]))
+                if new is not None:
+                    part = inv.rows_for_batch(new, size).to(device=part.device, dtype=part.dtype)
+                    changed = True
+                parts.append(part)
+            if changed:
+                tokens = math.lcm(*(p.shape[1] for p in parts))
+                c = dict(c, c_crossattn=torch.cat([inv.repeat_tokens(p, tokens) for p in parts]))
+                args = dict(args, c=c)
+        if self.previous is not None:
+            return self.previous(apply_model, args)
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+
+def _with_context_swap(model, pick):
+    patched = model.clone()
+    swap = ContextSwap(pick, patched.model_options.get("model_function_wrapper"))
+    patched.set_model_unet_function_wrapper(swap)
+    return patched, swap
+
+
+def with_inverted_unconds(model, inversion: StereoInversion):
+    """A clone of `model` whose unconditional context at step i is inversion.uncond_embeddings[i].
+
+    The step is found from the sigma of the call; the sampled batch may be N (a reconstruction) or
+    2N (a stereo batch), pair j using row j either way.
+    """
+    if inversion.uncond_embeddings is None:
+        return model.clone()
+    sigmas = inversion.sigmas.detach().float().cpu()
+    embeddings = inversion.uncond_embeddings
+
+    def pick(kind: int, sigma: float) -> Tensor | None:
+        return embeddings[inv.step_index(sigmas, sigma)] if kind == UNCOND else None
+
+    return _with_context_swap(model, pick)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a custom sampler function inside the host's guider
+
+
+def _clone_conditioning(conditioning: list) -> list:
+    """Conditioning with its tensors copied out of inference mode (so autograd may use them)."""
+    out = []
+    for item in conditioning:
+        extra = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in item[1].items()}
+        out.append([item[0].clone(), extra])
+    return out
+
+
+def _guided_sample(model, positive, negative, cfg, latent: Tensor, sigmas: Tensor, body) -> Tensor:
+    """Run `body(model_k, x, sigmas, extra_args)` as the sampler of a CFG guider; returns its output,
+    converted back to the LATENT space by the host."""
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+
+    def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None, **kwargs):
+        return body(model_k, x, sigmas, extra_args or {})
+
+    sampler = comfy.samplers.KSAMPLER(sampler_function)
+    return guider.sample(torch.zeros_like(latent), latent, sampler, sigmas, disable_pbar=True, seed=0)
+
+
+def reconstruct_latent(model, inversion: StereoInversion, positive, negative, cfg) -> Tensor:
+    """Sample the inversion forward (Euler over its sigmas from its start latent); LATENT-space result."""
+    start = inversion.start_latent
+    check_inversion_fits(inversion, model, start, cfg)
+    patched = with_inverted_unconds(model, inversion)
+
+    def body(model_k, x, sigmas, extra_args):
+        x = start.to(device=x.device, dtype=x.dtype)
+        return comfy.k_diffusion.sampling.sample_euler(model_k, x, sigmas, extra_args=extra_args, disable=True)
+
+    return _guided_sample(patched, positive, negative, cfg, torch.zeros_like(start), inversion.sigmas, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inversion
+
+
+def _detached_weight(weight: Tensor) -> Tensor:
+    # Inference-mode weights cannot be saved for backward; a plain copy can. Detaching keeps
+    # gradients off the shared weights, whatever their requires_grad.
+    weight = weight.detach()
+    return weight.clone() if weight.is_inference() else weight
+
+
+def _make_weights_differentiable(patched) -> None:
+    for name, module in patched.model.named_modules():
+        if not hasattr(module, "weight_function"):
+            continue
+        for attr in ("weight", "bias"):
+            if getattr(module, attr, None) is not None:
+                patched.add_weight_wrapper(f"{name}.{attr}", _detached_weight)
+
+
+@dataclass
+class InversionReport:
+    """What an inversion cost: model evaluations of the photo batch, backward passes, and per-step
+    inner optimisation steps (null_text only)."""
+
+    evaluations: int = 0
+    backward_passes: int = 0
+    inner_steps: tuple[int, ...] = ()
+
+
+def _context_rows(conditioning: list, n: int, name: str) -> Tensor:
+    if not conditioning:
+        raise ValueError(f"{name}: the conditioning is empty; connect a text encoder output")
+    return inv.batch_rows(conditioning[0][0], n, name)
+
+
+def inversion_sigmas(model, steps: int) -> Tensor:
+    """The paper's DDIM timesteps as sigmas of this model, then 0."""
+    sampling = model.get_model_object("model_sampling")
+    table = getattr(sampling, "sigmas", None)
+    if table is None or not hasattr(sampling, "sigma"):
+        raise ValueError("model: inversion needs a model with a discrete noise schedule (SD1.x, SD2.x, SDXL)")
+    timesteps = torch.tensor(inv.ddim_timesteps(steps, int(table.shape[0])), dtype=torch.float32)
+    sigmas = sampling.sigma(timesteps.to(table.device)).float().cpu()
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def invert(
+    model,
+    positive: list,
+    negative: list,
+    latent_samples: Tensor,
+    steps: int,
+    cfg: float,
+    method: str,
+    settings: inv.NullTextSettings = inv.NullTextSettings(),
+    fixed_point_iterations: int = 1,
+    on_tick: Callable[[], None] | None = None,
+) -> tuple[StereoInversion, InversionReport]:
+    """Invert encoded photos (LATENT space, N x C x H x W) for Euler sampling at `cfg` over `steps`.
+
+    on_tick is called after every step of every phase and every inner optimisation step (progress
+    and interruption).
+    """
+    if method not in inv.METHODS:
+        raise ValueError(f"method must be one of {', '.join(inv.METHODS)}, got {method!r}")
+    if latent_samples.ndim != 4:
+        raise ValueError(f"latent: expected a batch of image latents (N, C, H, W), got shape {tuple(latent_samples.shape)}")
+    if int(steps) < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    n = latent_samples.shape[0]
+    sigmas = inversion_sigmas(model, int(steps))
+    tick = on_tick or (lambda: None)
+    report = InversionReport()
+    replace: dict[int, Tensor] = {}
+    result: dict[str, object] = {}
+
+    with torch.inference_mode(False), torch.enable_grad():
+        latent = latent_samples.detach().clone()
+        sigmas = sigmas.clone()
+        positive, negative = _clone_conditioning(positive), _clone_conditioning(negative)
+        positive_context = _context_rows(positive, n, "positive")
+        negative_context = _context_rows(negative, n, "negative")
+        patched, swap = _with_context_swap(model, lambda kind, sigma: replace.get(kind))
+        if method == inv.NULL_TEXT:
+            _make_weights_differentiable(patched)
+
+        def body(model_k, x, sigmas_dev, extra_args):
+            guider = model_k.inner_model
+            x0 = getattr(model_k, "latent_image", None)
+            x0 = x if x0 is None else x0
+            s_in = x0.new_ones(x0.shape[0])
+            options = extra_args["model_options"]
+
+            def evaluate(conds, x, sigma):
+                return comfy.samplers.calc_cond_batch(guider.inner_model, [conds], x, sigma * s_in, options)[0]
+
+            # Only the unconditional branch of null-text needs a graph; everything else runs without.
+
+            @torch.no_grad()
+            def cond_only(x, sigma):
+                replace.clear()
+                return evaluate(guider.conds["positive"], x, sigma)
+
+            def uncond_only(x, sigma, context):
+                replace.clear()
+                replace[COND] = context  # the negative runs alone here, in the first slot
+                return evaluate(guider.conds["negative"], x, sigma)
+
+            @torch.no_grad()
+            def guided(x, sigma, context):
+                replace.clear()
+                if context is not None:
+                    replace[UNCOND] = context
+                return model_k(x, sigma * s_in, **extra_args)
+
+            def on_step(_i):
+                tick()
+
+            if method == inv.FIXED_POINT:
+                context = positive_context.to(x0.device)
+                trajectory = inv.fixed_point_invert(
+                    lambda x, s: guided(x, s, context), x0, sigmas_dev, fixed_point_iterations, on_step
+                )
+                result["uncond"] = (context,) * int(steps)
+            else:
+                trajectory = inv.ddim_invert(cond_only, x0, sigmas_dev, on_step)
+                result["uncond"] = None
+                if method == inv.NULL_TEXT:
+                    embeddings, stats = inv.null_text_optimize(
+                        guided, cond_only, uncond_only, trajectory, sigmas_dev,
+                        negative_context.to(x0.device), cfg, settings, on_step, tick,
+                    )
+                    result["uncond"] = embeddings
+                    report.inner_steps = tuple(stats.inner_steps)
+                    report.backward_passes = sum(stats.inner_steps)
+            result["start"] = trajectory[0].detach()
+            return x0
+
+        _guided_sample(patched, positive, negative, cfg, latent, sigmas, body)
+        report.evaluations = swap.chunks
+
+    uncond = result["uncond"]
+    store = comfy.model_management.intermediate_device()
+    inversion = StereoInversion(
+        start_latent=result["start"].detach().to(store),
+        sigmas=sigmas,
+        uncond_embeddings=None if uncond is None else tuple(u.detach().to(store) for u in uncond),
+        method=method,
+        cfg=float(cfg),
+        model_signature=model_signature(model),
+    )
+    return inversion, report
+
+
+def progress_ticks(method: str, steps: int, settings: inv.NullTextSettings) -> int:
+    """An upper bound of on_tick calls, for a progress bar."""
+    if method == inv.NULL_TEXT:
+        return steps * (2 + settings.inner_steps)
+    return steps
