@@ -49,7 +49,7 @@ def server_files(host, comfy_server):  # noqa: F811
             link.symlink_to(tiny.root / folder / name)
     tiny_depth.write_tiny_depth_anything(models / "depthanything" / TINY_DEPTH)
     (comfy_server.base_dir / "input").mkdir(exist_ok=True)
-    y, x = np.mgrid[0:80, 0:96]
+    y, x = np.mgrid[0:96, 0:96]
     photo = np.stack([x * 2.5, y * 3.0, (x + y) * 1.4], -1).clip(0, 255).astype(np.uint8)
     Image.fromarray(photo).save(comfy_server.base_dir / "input" / "example.png")
     return tiny

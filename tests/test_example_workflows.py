@@ -72,7 +72,7 @@ def io_dirs(host, tmp_path_factory):
     root = tmp_path_factory.mktemp("workflow-io")
     (root / "in").mkdir()
     (root / "out").mkdir()
-    y, x = np.mgrid[0:80, 0:96]
+    y, x = np.mgrid[0:96, 0:96]
     photo = np.stack([x * 2.5, y * 3.0, (x + y) * 1.4], -1).clip(0, 255).astype(np.uint8)  # a smooth "photo" / depth ramp
     Image.fromarray(photo).save(root / "in" / "example.png")
     old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
@@ -172,7 +172,7 @@ def test_runner_turns_a_folder_of_images_into_stereo_pairs(converter, models, ho
     inputs.mkdir()
     rng = np.random.default_rng(1)
     for stem in ("first", "second"):
-        Image.fromarray(rng.integers(0, 255, (72, 90, 3), dtype=np.uint8)).save(inputs / f"{stem}.png")
+        Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(inputs / f"{stem}.png")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "headless.run_workflow", name, "--comfyui", str(host), "--models", str(models.root),
            "--checkpoint", models.sd15, "--images", str(inputs), "--output", str(out), "--prompt", "a castle",
