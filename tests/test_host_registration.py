@@ -3,7 +3,10 @@
 import torch
 
 # The public node ids of ../shared/DESIGN.md that have landed so far.
-PUBLIC_NODE_IDS = {"StereoSplit", "StereoJoin"}
+PUBLIC_NODE_IDS = {
+    "StereoSplit", "StereoJoin",
+    "StereoDisparityModelLoader", "StereoEstimateDisparity", "StereoDepthToDisparity",
+}
 
 
 def test_pack_registers_its_nodes_in_the_host(pack):
