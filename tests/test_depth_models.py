@@ -191,3 +191,68 @@ def test_damaged_checkpoint_names_the_mismatch():
     sd["pretrained.extra"] = torch.zeros(1)
     with pytest.raises(UnsupportedCheckpoint, match="1 missing .*output_conv1.weight.*1 unexpected"):
         build_and_load(sd)
+
+
+# --- MiDaS -------------------------------------------------------------------------------
+
+from stereo_pack.stereo_ops.depth.midas import MidasConfig, MidasDPT  # noqa: E402
+from tiny_depth import TINY_MIDAS, tiny_midas  # noqa: E402
+
+# sha256 of the sorted key names of the official MiDaS models (as the official code builds them).
+OFFICIAL_MIDAS = {
+    "vit": (368, "1c903a6780b2ab123ff2fb363291123ded4f634d6dff7d1c7809632d5803a930",
+            dict(embed_dim=1024, depth=24, num_heads=16, grid=24, level_channels=(256, 512, 1024, 1024))),
+    "hybrid": (368, "da86d1a3e2e51361f6db2fc5d967be20e9a93ab7cdc8d53b0707613e8ab9c49e",
+               dict(embed_dim=768, depth=12, num_heads=12, grid=24, level_channels=(256, 512, 768, 768),
+                    resnet_layers=(3, 4, 9), resnet_channels=(256, 512, 1024), stem_chs=64)),
+    "beit": (463, "d5644bb04ffc8d08df4e48e26b2505d74eab88408a583744d6c8596f57394431",
+             dict(embed_dim=1024, depth=24, num_heads=16, grid=32, level_channels=(256, 512, 1024, 1024))),
+}
+MIDAS_FAMILY = {"vit": "midas_dpt_large", "hybrid": "midas_dpt_hybrid", "beit": "midas_beit_large"}
+
+
+@pytest.mark.parametrize("kind", ["vit", "hybrid", "beit"])
+def test_midas_official_keys_and_detection(kind):
+    count, digest, sizes = OFFICIAL_MIDAS[kind]
+    cfg = MidasConfig(kind=kind, num_classes=1000, features=256, **sizes)
+    with torch.device("meta"):
+        sd = MidasDPT(cfg).state_dict()
+    assert len(sd) == count and _key_hash(sd) == digest
+    arch = detect_architecture(sd)
+    assert arch.config == cfg and arch.family == MIDAS_FAMILY[kind]
+    assert arch.native_size == {"vit": 384, "hybrid": 384, "beit": 512}[kind]
+    assert arch.multiple == 32 and arch.mean == (0.5, 0.5, 0.5) and arch.std == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("kind", ["vit", "hybrid", "beit"])
+def test_tiny_midas_round_trip_non_square_and_deterministic(tmp_path, kind):
+    model = tiny_midas(kind, seed=4)
+    path = save_state_dict(model.state_dict(), tmp_path / f"{kind}.pt")
+    loaded, arch = build_and_load(torch.load(path, weights_only=True))
+    assert arch.config == MidasConfig(**TINY_MIDAS[kind])
+    x = torch.randn(1, 3, 64, 96)  # native 64: a non-square grid exercises the resizing paths
+    with torch.inference_mode():
+        out = loaded(x)
+        torch.testing.assert_close(out, model(x), rtol=0, atol=0)
+        assert torch.equal(out, loaded(x))
+    assert out.shape == (1, 64, 96) and out.abs().max() > 0
+    image = torch.rand(2, 50, 70, 3, generator=torch.Generator().manual_seed(0))
+    d = estimate_disparity(loaded, arch, image)
+    assert d.shape == (2, 50, 70) and d.amin() == 0.0
+
+
+def test_beit_derived_buffers_from_older_timm_are_accepted():
+    sd = tiny_midas("beit").state_dict()
+    sd["pretrained.model.blocks.0.attn.relative_position_index"] = torch.zeros(17, 17, dtype=torch.long)
+    _, arch = build_and_load(sd)
+    assert arch.family == "midas_beit_large"
+
+
+def test_checkpoint_of_another_architecture_is_rejected():
+    da = tiny_depth_anything(2).state_dict()
+    midas = tiny_midas("vit").state_dict()
+    mixed = {**midas, "pretrained.model.blocks.0.attn.relative_position_bias_table": torch.zeros(52, 1)}
+    with pytest.raises(UnsupportedCheckpoint, match="does not match"):
+        build_and_load(mixed)
+    with pytest.raises(UnsupportedCheckpoint, match="unrecognised"):
+        build_and_load({k: v for k, v in da.items() if not k.startswith("depth_head")})

@@ -22,7 +22,8 @@ def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("gamma"):  # layer scale: near 1 keeps the residual stream alive
+            scale_like = name.endswith(("gamma", "gamma_1", "gamma_2")) or (p.ndim == 1 and "norm" in name and name.endswith("weight"))
+            if scale_like:  # layer scales and norm weights near 1 keep the residual stream alive
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
@@ -34,6 +35,25 @@ def tiny_depth_anything(version: int = 2, seed: int = 0, **overrides) -> torch.n
 
     cfg = DepthAnythingConfig(version=version, **{**TINY_DEPTH_ANYTHING, **overrides})
     return _randomize(DepthAnything(cfg), seed)
+
+
+_MIDAS_COMMON = dict(embed_dim=64, depth=4, num_heads=1, grid=4, num_classes=10, features=16)
+TINY_MIDAS = {
+    "vit": dict(kind="vit", level_channels=(8, 16, 32, 32), **_MIDAS_COMMON),
+    "beit": dict(kind="beit", level_channels=(8, 16, 32, 32), **_MIDAS_COMMON),
+    # GroupNorm with 32 groups needs ResNet bottlenecks of 32 channels and more.
+    "hybrid": dict(kind="hybrid", level_channels=(128, 256, 32, 32), resnet_layers=(1, 1, 1),
+                   resnet_channels=(128, 256, 512), stem_chs=32, **_MIDAS_COMMON),
+}
+
+
+def tiny_midas(kind: str = "vit", seed: int = 0) -> torch.nn.Module:
+    from stereo_pack.stereo_ops.depth.midas import MidasConfig, MidasDPT
+
+    model = _randomize(MidasDPT(MidasConfig(**TINY_MIDAS[kind])), seed)
+    with torch.no_grad():  # keep the final ReLU's output alive with random weights
+        model.scratch.output_conv[4].bias.fill_(0.5)
+    return model
 
 
 def save_state_dict(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:

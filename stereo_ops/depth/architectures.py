@@ -52,15 +52,20 @@ def unsupported_message(reason: str) -> str:
     return reason + ". Supported depth models:\n  - " + "\n  - ".join(SUPPORTED)
 
 
+_DERIVED_BUFFERS = ("attn.relative_position_index", "attn.k_bias")
+
+
 def strip_wrappers(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the 'module.' prefix DataParallel leaves and a top-level 'state_dict'/'model' wrapper."""
+    """Drop a top-level 'state_dict'/'model' wrapper, the 'module.' prefix of DataParallel and
+    buffers that older timm versions saved but that are recomputed here."""
     sd = dict(state_dict)
     for wrapper in ("state_dict", "model"):
         if set(sd) == {wrapper} and isinstance(sd[wrapper], Mapping):
             sd = dict(sd[wrapper])
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    # BEiT checkpoints saved by older timm also hold buffers that are derived, not learnt.
+    return {k: v for k, v in sd.items() if not k.endswith(_DERIVED_BUFFERS)}
 
 
 def _count_blocks(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
