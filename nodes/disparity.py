@@ -108,8 +108,9 @@ class StereoEstimateDisparity(io.ComfyNode):
                 io.Image.Input("image", tooltip="RGB images, any size and aspect ratio."),
                 io.Int.Input(
                     "resolution", default=0, min=0, max=4096, step=1,
-                    tooltip="Shorter side the network sees. 0: the model's native size (518 Depth Anything, "
-                    "384 DPT-Large/Hybrid, 512 BEiT-L-512). Higher gives finer detail, slower.",
+                    tooltip="Size the network works at. 0: the model's native size (518 Depth Anything, "
+                    "384 DPT-Large/Hybrid, 512 BEiT-L-512). Depth Anything scales the shorter side to it, MiDaS "
+                    "fits the image to it as its official code does. Higher gives finer detail, slower.",
                 ),
                 io.Combo.Input(
                     "normalization", options=list(NORMALIZATION), default="per image",

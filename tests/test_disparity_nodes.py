@@ -33,6 +33,34 @@ def test_model_folders_are_registered(pack):
         assert {".pth", ".pt", ".safetensors"} <= set(exts)
 
 
+def test_extra_model_paths_yaml_folders_are_kept(host, pack, tmp_path, monkeypatch):
+    """extra_model_paths.yaml is read before custom nodes load: its folder must survive registration."""
+    import importlib.util
+
+    import folder_paths
+
+    # The host's own reader (another `utils` package may shadow the host's on sys.path).
+    spec = importlib.util.spec_from_file_location("host_extra_config", host / "utils" / "extra_config.py")
+    extra_config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extra_config)
+    load_extra_path_config = extra_config.load_extra_path_config
+
+    from host_harness import pack_submodule
+    from tiny_depth import write_tiny_depth_anything
+
+    files = pack_submodule(pack, "nodes.depth_model_files")
+    monkeypatch.setattr(folder_paths, "folder_names_and_paths", dict(folder_paths.folder_names_and_paths))
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    del folder_paths.folder_names_and_paths["depthanything"]
+    (tmp_path / "extra.yaml").write_text(f"mine:\n  base_path: {tmp_path}\n  depthanything: depth_models\n")
+    load_extra_path_config(str(tmp_path / "extra.yaml"))
+    write_tiny_depth_anything(tmp_path / "depth_models" / "from_yaml.safetensors")
+    files.register_model_folders()
+    paths, exts = folder_paths.folder_names_and_paths["depthanything"]
+    assert paths[0] == str(tmp_path / "depth_models") and ".safetensors" in exts
+    assert "depthanything/from_yaml.safetensors" in files.model_choices()
+
+
 def test_loader_lists_found_files_and_known_ones(depth_folder):
     from tiny_depth import write_tiny_depth_anything
 
@@ -64,6 +92,28 @@ def test_load_and_estimate_through_the_nodes(depth_folder):
         disparity_model=model, image=image, resolution=28, normalization="per image", batch_size=2
     ).result[0]
     torch.testing.assert_close(again, disparity, rtol=1e-4, atol=1e-5)
+
+
+def test_midas_file_from_the_midas_folder(pack, tmp_path, monkeypatch):
+    import folder_paths
+    from tiny_depth import write_tiny_midas
+
+    paths, exts = folder_paths.folder_names_and_paths["midas"]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "midas", ([str(tmp_path), *paths], exts))
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    write_tiny_midas(tmp_path / "tiny_beit.pt", kind="beit")
+    (model,) = _node("StereoDisparityModelLoader").execute(
+        model_name="midas/tiny_beit.pt", precision="fp32", download_if_missing=False
+    ).result
+    assert model.architecture.family == "midas_beit_large"
+    image = torch.rand(3, 40, 72, 3, generator=torch.Generator().manual_seed(2))
+    disparity, _ = _node("StereoEstimateDisparity").execute(
+        disparity_model=model, image=image, resolution=0, normalization="per batch", batch_size=2
+    ).result
+    assert disparity.shape == (3, 40, 72)
+    assert disparity.amin() == 0.0 and abs(disparity.amax().item() - 1.0) < 1e-6
+    per_image_max = disparity.flatten(1).amax(1)
+    assert (per_image_max < 1.0 - 1e-6).any()  # one scale for the batch, not each frame stretched
 
 
 def test_missing_file_names_the_file_folder_and_url(depth_folder, monkeypatch):

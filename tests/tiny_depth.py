@@ -75,5 +75,10 @@ def write_tiny_depth_anything(path: str | Path, seed: int = 0, dtype: torch.dtyp
     return save_state_dict({k: v.to(dtype) for k, v in sd.items()}, path)
 
 
+def write_tiny_midas(path: str | Path, kind: str = "vit", seed: int = 0) -> Path:
+    """Write a tiny MiDaS DPT checkpoint (kind: vit, hybrid, beit) with the official key names."""
+    return save_state_dict(tiny_midas(kind, seed).state_dict(), path)
+
+
 if __name__ == "__main__":
     print(write_tiny_depth_anything(sys.argv[1] if len(sys.argv) > 1 else "tiny_depth_anything_v2.pth"))
