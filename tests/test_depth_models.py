@@ -23,7 +23,14 @@ from stereo_pack.stereo_ops.depth.depth_anything import (  # noqa: E402
     DepthAnything,
     DepthAnythingConfig,
 )
-from tiny_depth import TINY_DEPTH_ANYTHING, save_state_dict, tiny_depth_anything  # noqa: E402
+from stereo_pack.stereo_ops.depth.midas import MidasConfig, MidasDPT  # noqa: E402
+from tiny_depth import (  # noqa: E402
+    TINY_DEPTH_ANYTHING,
+    TINY_MIDAS,
+    save_state_dict,
+    tiny_depth_anything,
+    tiny_midas,
+)
 
 # sha256 of the sorted key names of the official Depth Anything V2 ViT-S model (239 keys).
 OFFICIAL_DA_VITS_KEYS_SHA256 = "a8433e44f93f12fbc577674b54d0c82e72acaedc7bb10c99678b8775bd9825cb"
@@ -82,6 +89,12 @@ def test_round_trip_through_a_file(tmp_path, suffix, dtype):
     x = torch.randn(1, 3, 42, 70)
     torch.testing.assert_close(loaded(x), ref(x), rtol=0, atol=0)
     assert arch.config == DepthAnythingConfig(version=2, **TINY_DEPTH_ANYTHING)
+
+
+def test_training_snapshot_with_optimizer_state_is_accepted():
+    sd = tiny_midas("vit").state_dict()
+    _, arch = build_and_load({"model": sd, "optimizer": {"state": {}, "param_groups": []}, "epoch": 3})
+    assert arch.family == "midas_dpt_large"
 
 
 def test_module_prefix_is_accepted():
@@ -194,9 +207,6 @@ def test_damaged_checkpoint_names_the_mismatch():
 
 
 # --- MiDaS -------------------------------------------------------------------------------
-
-from stereo_pack.stereo_ops.depth.midas import MidasConfig, MidasDPT  # noqa: E402
-from tiny_depth import TINY_MIDAS, tiny_midas  # noqa: E402
 
 # sha256 of the sorted key names of the official MiDaS models (as the official code builds them).
 OFFICIAL_MIDAS = {

@@ -59,8 +59,9 @@ def strip_wrappers(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     """Drop a top-level 'state_dict'/'model' wrapper, the 'module.' prefix of DataParallel and
     buffers that older timm versions saved but that are recomputed here."""
     sd = dict(state_dict)
+    # Training snapshots (MiDaS's own, for one) keep the weights next to the optimizer state.
     for wrapper in ("state_dict", "model"):
-        if set(sd) == {wrapper} and isinstance(sd[wrapper], Mapping):
+        if isinstance(sd.get(wrapper), Mapping) and not all(isinstance(v, torch.Tensor) for v in sd.values()):
             sd = dict(sd[wrapper])
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
