@@ -16,7 +16,7 @@ LOG = logging.getLogger("StereoDiffusion")
 # Module name -> the pip package that provides what it needs beyond the host's requirements.
 _NODE_MODULES: dict[str, str | None] = {
     "stereo_batch": None,
-    "disparity": "timm",
+    "disparity": "timm einops",
     "depth_to_disparity": None,
 }
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import comfy.model_management as mm
-import timm  # noqa: F401  (the networks need it; without it only these nodes are disabled)
 import comfy.model_patcher
 import comfy.utils
+import einops  # noqa: F401  (the networks need timm and einops; without them only these nodes are disabled)
+import timm  # noqa: F401
 import torch
 from comfy_api.latest import io
 
