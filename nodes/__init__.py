@@ -21,6 +21,8 @@ _NODE_MODULES: dict[str, str | None] = {
     "compose": None,
     "save": None,
     "inversion": None,
+    "disparity": "timm einops",
+    "depth_to_disparity": None,
 }
 
 

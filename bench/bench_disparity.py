@@ -1,0 +1,89 @@
+"""Depth networks on the CPU: our implementation against the official one, same weights, one run.
+
+Needs the official repositories checked out locally (their code is not part of this project):
+
+    STEREO_OFFICIAL_DA2=<Depth-Anything-V2> STEREO_OFFICIAL_DA1=<Depth-Anything> \
+    STEREO_OFFICIAL_MIDAS=<MiDaS> python bench/bench_disparity.py
+
+Each architecture is built once by the official code with random weights; the same weights are
+loaded into ours. Both run the network forward at the model's native square resolution, batch 1,
+interleaved (official, ours, official, ...) so machine load affects both alike; the fastest of
+`--iters` runs counts. Prints a markdown
+table with images per second and the ratio ours / official (above 1 = ours faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+import host_harness  # noqa: E402
+
+host_harness.register_pack_alias()
+from official_models import ENV, FINAL_BIAS, build_official, official_path, randomize  # noqa: E402
+from stereo_pack.stereo_ops.depth import build_and_load  # noqa: E402
+
+ARCHS = {
+    "da2-vits": ("da2", "vits", 2), "da2-vitb": ("da2", "vitb", 2), "da2-vitl": ("da2", "vitl", 2),
+    "da1-vits": ("da1", "vits", 1), "da1-vitb": ("da1", "vitb", 1), "da1-vitl": ("da1", "vitl", 1),
+    "midas-dpt_large": ("midas", "dpt_large", 2), "midas-dpt_hybrid": ("midas", "dpt_hybrid", 2),
+    "midas-beit_large": ("midas", "beit_large", 2),
+}
+
+
+def _bench(official, ours, x, iters: int) -> tuple[float, float]:
+    with torch.inference_mode():
+        official(x), ours(x)  # warm up
+        t_off, t_ours = [], []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            official(x)
+            t1 = time.perf_counter()
+            ours(x)
+            t2 = time.perf_counter()
+            t_off.append(t1 - t0)
+            t_ours.append(t2 - t1)
+    # The fastest run is the least disturbed by other work on the machine.
+    return min(t_off), min(t_ours)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", default=",".join(ARCHS), help="comma separated, from: " + ", ".join(ARCHS))
+    parser.add_argument("--iters", type=int, default=3, help="timed runs per implementation (the fastest counts)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for key in args.archs.split(","):
+        repo, variant, version = ARCHS[key]
+        if official_path(repo) is None:
+            print(f"skipping {key}: set {ENV[repo]}", file=sys.stderr)
+            continue
+        official = build_official(repo, variant)
+        sd = randomize(official, FINAL_BIAS[repo])
+        ours, arch = build_and_load(sd, depth_anything_version=version)
+        del sd
+        x = torch.randn(1, 3, arch.native_size, arch.native_size)
+        t_off, t_ours = _bench(official, ours, x, args.iters)
+        rows.append((arch.name, arch.native_size, 1 / t_off, 1 / t_ours, t_off / t_ours))
+        print(f"{key}: official {1 / t_off:.3f} img/s, ours {1 / t_ours:.3f} img/s", file=sys.stderr)
+        del official, ours
+        gc.collect()
+    print(f"\nCPU, {torch.get_num_threads()} threads, batch 1, torch {torch.__version__}\n")
+    print("| model | input | official (img/s) | ours (img/s) | ours / official |")
+    print("|---|---|---|---|---|")
+    for name, size, off, ours_ips, ratio in rows:
+        print(f"| {name} | {size}x{size} | {off:.3f} | {ours_ips:.3f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Depth model files: the `depthanything` and `midas` model folders, known public files, download."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import urllib.request
+from dataclasses import dataclass
+
+import folder_paths
+
+LOG = logging.getLogger("StereoDiffusion")
+
+FOLDERS = ("depthanything", "midas")
+EXTENSIONS = {".pth", ".pt", ".safetensors", ".bin"}
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    folder: str
+    filename: str
+    url: str
+    license: str
+
+
+_HF = "https://huggingface.co"
+_MIDAS = "https://github.com/isl-org/MiDaS/releases/download"
+KNOWN_FILES = (
+    KnownFile("depthanything", "depth_anything_v2_vits.pth",
+              f"{_HF}/depth-anything/Depth-Anything-V2-Small/resolve/main/depth_anything_v2_vits.pth", "Apache-2.0"),
+    KnownFile("depthanything", "depth_anything_v2_vitb.pth",
+              f"{_HF}/depth-anything/Depth-Anything-V2-Base/resolve/main/depth_anything_v2_vitb.pth", "CC-BY-NC-4.0"),
+    KnownFile("depthanything", "depth_anything_v2_vitl.pth",
+              f"{_HF}/depth-anything/Depth-Anything-V2-Large/resolve/main/depth_anything_v2_vitl.pth", "CC-BY-NC-4.0"),
+    *(KnownFile("depthanything", f"depth_anything_vit{s}14.pth",
+                f"{_HF}/spaces/LiheYoung/Depth-Anything/resolve/main/checkpoints/depth_anything_vit{s}14.pth",
+                "Apache-2.0") for s in "sbl"),
+    KnownFile("midas", "dpt_large_384.pt", f"{_MIDAS}/v3/dpt_large_384.pt", "MIT"),
+    KnownFile("midas", "dpt_hybrid_384.pt", f"{_MIDAS}/v3/dpt_hybrid_384.pt", "MIT"),
+    KnownFile("midas", "dpt_beit_large_512.pt", f"{_MIDAS}/v3_1/dpt_beit_large_512.pt", "MIT"),
+)
+
+
+def register_model_folders() -> None:
+    """Add models/depthanything and models/midas (paths from extra_model_paths.yaml are kept)."""
+    for name in FOLDERS:
+        default = os.path.join(folder_paths.models_dir, name)
+        if name in folder_paths.folder_names_and_paths:
+            paths, exts = folder_paths.folder_names_and_paths[name]
+            if default not in paths:
+                paths.append(default)
+            folder_paths.folder_names_and_paths[name] = (paths, set(exts) | EXTENSIONS)
+        else:
+            folder_paths.folder_names_and_paths[name] = ([default], set(EXTENSIONS))
+
+
+def model_choices() -> list[str]:
+    """'folder/file' for every file found, then the known public files not yet present."""
+    found = [f"{folder}/{name}" for folder in FOLDERS for name in folder_paths.get_filename_list(folder)]
+    missing = [f"{k.folder}/{k.filename}" for k in KNOWN_FILES if f"{k.folder}/{k.filename}" not in found]
+    return found + missing
+
+
+def _split_choice(choice: str) -> tuple[str, str]:
+    folder, _, name = choice.partition("/")
+    if folder not in FOLDERS or not name:
+        raise ValueError(f"model_name {choice!r} must be 'depthanything/<file>' or 'midas/<file>'")
+    return folder, name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _download(known: KnownFile, folder_dir: str) -> str:
+    os.makedirs(folder_dir, exist_ok=True)
+    target = os.path.join(folder_dir, known.filename)
+    partial = target + ".part"
+    LOG.info("[StereoDiffusion] downloading %s (%s licence) to %s", known.url, known.license, target)
+    with urllib.request.urlopen(known.url, timeout=60) as response, open(partial, "wb") as out:
+        while chunk := response.read(1 << 20):
+            out.write(chunk)
+    os.replace(partial, target)
+    return target
+
+
+def resolve_model_file(choice: str, download: bool) -> str:
+    """Full path of a chosen model file; a missing known file is downloaded when allowed."""
+    folder, name = _split_choice(choice)
+    path = folder_paths.get_full_path(folder, name)
+    if path is not None:
+        return path
+    known = next((k for k in KNOWN_FILES if k.folder == folder and k.filename == name), None)
+    folder_dir = folder_paths.get_folder_paths(folder)[0]
+    where = f"Put it in {folder_dir} (or a '{folder}' folder listed in extra_model_paths.yaml)"
+    if known is None:
+        raise FileNotFoundError(f"depth model '{name}' not found in the '{folder}' model folders. {where}.")
+    reason = "downloading is off"
+    if download and _offline():
+        reason = "HF_HUB_OFFLINE is set"
+    elif download:
+        try:
+            return _download(known, folder_dir)
+        except OSError as exc:
+            reason = f"the download failed ({exc})"
+    raise FileNotFoundError(
+        f"depth model file '{name}' is missing and {reason}. Get it from {known.url} "
+        f"(licence {known.license}). {where}."
+    )
+
+
+def depth_anything_version_hint(choice: str) -> int:
+    """V1 and V2 weights have identical names and shapes, so the version needs a hint: the
+    public V1 files are named depth_anything_vit?14; anything else is taken as V2."""
+    name = choice.rsplit("/", 1)[-1].lower()
+    if "v2" in name:
+        return 2
+    if re.search(r"vit[sbl]14|v1", name):
+        return 1
+    return 2

@@ -1,0 +1,31 @@
+"""Monocular depth networks (Depth Anything V1/V2, MiDaS DPT) in torch + timm + einops.
+
+Not imported by `stereo_ops` itself, so the core library never needs timm.
+"""
+
+from .architectures import (
+    SUPPORTED,
+    DepthArchitecture,
+    UnsupportedCheckpoint,
+    build_and_load,
+    detect_architecture,
+    strip_wrappers,
+)
+from .estimate import estimate_disparity, predict, relative_to_disparity
+from .preprocess import check_image_batch, network_size, to_image_grid, to_network_input
+
+__all__ = [
+    "SUPPORTED",
+    "DepthArchitecture",
+    "UnsupportedCheckpoint",
+    "build_and_load",
+    "check_image_batch",
+    "detect_architecture",
+    "estimate_disparity",
+    "network_size",
+    "predict",
+    "relative_to_disparity",
+    "strip_wrappers",
+    "to_image_grid",
+    "to_network_input",
+]

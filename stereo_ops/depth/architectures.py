@@ -1,0 +1,155 @@
+"""Which depth network a checkpoint holds, read from its key names and tensor shapes.
+
+The family comes from the key structure, the sizes (width, depth, head channels) from the shapes,
+so both the public checkpoints and small test configurations are recognised. Depth Anything V1
+and V2 checkpoints are identical in names and shapes: the version is a hint given by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+SUPPORTED = (
+    "Depth Anything V2 (vits, vitb, vitl): depth_anything_v2_vit{s,b,l}.pth or its .safetensors conversions",
+    "Depth Anything V1 (vits, vitb, vitl): depth_anything_vit{s,b,l}14.pth",
+    "MiDaS v3 DPT-Large-384 (dpt_large_384.pt) and DPT-Hybrid-384 (dpt_hybrid_384.pt)",
+    "MiDaS v3.1 DPT-BEiT-L-512 (dpt_beit_large_512.pt)",
+)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DepthArchitecture:
+    """A detected network: how to build it and how to feed it."""
+
+    family: str  # depth_anything_v1, depth_anything_v2, midas_dpt_large, midas_dpt_hybrid, midas_beit_large
+    name: str  # for people, e.g. "Depth Anything V2 ViT-S"
+    config: object
+    native_size: int
+    multiple: int
+    resize_method: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    upsample: str  # how the official code brings the prediction back to the image size
+    build: Callable[[object], nn.Module] = field(repr=False, compare=False)
+
+    def create(self) -> nn.Module:
+        return self.build(self.config)
+
+
+class UnsupportedCheckpoint(ValueError):
+    pass
+
+
+def unsupported_message(reason: str) -> str:
+    return reason + ". Supported depth models:\n  - " + "\n  - ".join(SUPPORTED)
+
+
+_DERIVED_BUFFERS = ("attn.relative_position_index", "attn.k_bias")
+
+
+def strip_wrappers(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop a top-level 'state_dict'/'model' wrapper, the 'module.' prefix of DataParallel and
+    buffers that older timm versions saved but that are recomputed here."""
+    sd = dict(state_dict)
+    # Training snapshots (MiDaS's own, for one) keep the weights next to the optimizer state.
+    for wrapper in ("state_dict", "model"):
+        if isinstance(sd.get(wrapper), Mapping) and not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            sd = dict(sd[wrapper])
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    # BEiT checkpoints saved by older timm also hold buffers that are derived, not learnt.
+    return {k: v for k, v in sd.items() if not k.endswith(_DERIVED_BUFFERS)}
+
+
+def _count_blocks(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    ids = {int(m.group(1)) for k in sd if (m := pattern.match(k))}
+    if not ids or ids != set(range(max(ids) + 1)):
+        raise UnsupportedCheckpoint(unsupported_message(f"the encoder blocks under {prefix!r} are incomplete"))
+    return len(ids)
+
+
+def heads_for(dim: int) -> int:
+    """Attention heads of the ViTs used here: 64 channels per head (1 head below 64 channels)."""
+    heads = max(1, dim // 64)
+    return heads if dim % heads == 0 else 1
+
+
+def _depth_anything(sd: Mapping[str, torch.Tensor], version: int) -> DepthArchitecture:
+    from .depth_anything import DepthAnything, DepthAnythingConfig
+
+    dim = sd["pretrained.cls_token"].shape[-1]
+    depth = _count_blocks(sd, "pretrained.blocks.")
+    cfg = DepthAnythingConfig(
+        version=version,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads_for(dim),
+        features=sd["depth_head.scratch.layer1_rn.weight"].shape[0],
+        out_channels=tuple(sd[f"depth_head.projects.{i}.weight"].shape[0] for i in range(4)),
+        use_bn="depth_head.scratch.refinenet1.resConfUnit1.bn1.weight" in sd,
+        use_clstoken="depth_head.readout_projects.0.0.weight" in sd,
+    )
+    size = {384: "ViT-S", 768: "ViT-B", 1024: "ViT-L"}.get(dim, f"ViT-{dim}x{depth}")
+    return DepthArchitecture(
+        family=f"depth_anything_v{version}",
+        name=f"Depth Anything V{version} {size}",
+        config=cfg,
+        native_size=518,
+        multiple=14,
+        resize_method="lower_bound",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        upsample="bilinear",
+        build=DepthAnything,
+    )
+
+
+def detect_architecture(state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2) -> DepthArchitecture:
+    """Identify the network of a (wrapper-stripped) state dict; raise UnsupportedCheckpoint otherwise."""
+    sd = state_dict
+    if not sd:
+        raise UnsupportedCheckpoint(unsupported_message("the checkpoint holds no tensors"))
+    if "pretrained.cls_token" in sd and "depth_head.scratch.layer1_rn.weight" in sd:
+        if depth_anything_version not in (1, 2):
+            raise ValueError(f"Depth Anything version must be 1 or 2, got {depth_anything_version}")
+        return _depth_anything(sd, depth_anything_version)
+    if "pretrained.model.cls_token" in sd and "scratch.output_conv.0.weight" in sd:
+        from .midas import detect_midas
+
+        return detect_midas(sd)
+    sample = ", ".join(sorted(sd)[:4])
+    raise UnsupportedCheckpoint(
+        unsupported_message(f"unrecognised checkpoint layout (first keys: {sample})")
+    )
+
+
+def build_and_load(
+    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2
+) -> tuple[nn.Module, DepthArchitecture]:
+    """Detect, build and load with strict key and shape checks; the model is returned in eval mode."""
+    sd = strip_wrappers(state_dict)
+    arch = detect_architecture(sd, depth_anything_version)
+    model = arch.create()
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    wrong = sorted(k for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+        raise UnsupportedCheckpoint(
+            unsupported_message(f"the checkpoint looks like {arch.name} but does not match it: " + "; ".join(parts))
+        )
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
+    return model.eval().requires_grad_(False), arch

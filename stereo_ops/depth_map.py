@@ -1,0 +1,88 @@
+"""External depth or disparity maps (any IMAGE or MASK) to this pack's disparity: (B, H, W), near = 1."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from .disparity import normalize_per_sample, normalize_whole_batch, resize_disparity
+
+Normalization = Literal["per image", "per batch", "none"]
+NORMALIZATIONS: tuple[str, ...] = ("per image", "per batch", "none")
+
+
+def map_to_single_channel(depth: torch.Tensor, name: str = "depth") -> torch.Tensor:
+    """IMAGE (B, H, W, C) or MASK (B, H, W) / (H, W) -> float (B, H, W); colour maps are averaged."""
+    if not isinstance(depth, torch.Tensor):
+        raise ValueError(f"{name} must be an IMAGE or MASK tensor, got {type(depth).__name__}")
+    if depth.ndim == 2:
+        depth = depth.unsqueeze(0)
+    if depth.ndim == 4:
+        channels = depth.shape[-1]
+        if channels not in (1, 3, 4):
+            raise ValueError(f"{name} has {channels} channels; give an IMAGE with 1, 3 or 4 channels or a MASK")
+        # An alpha channel is not depth: average the colour channels only.
+        depth = depth[..., : min(channels, 3)].float().mean(dim=-1)
+    if depth.ndim != 3:
+        raise ValueError(f"{name} must be an IMAGE (B, H, W, C) or a MASK (B, H, W); got {tuple(depth.shape)}")
+    if depth.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(depth.shape)}")
+    depth = depth.float()
+    if not torch.isfinite(depth).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return depth
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, H, W) maps with edge replication; sigma in pixels."""
+    if sigma <= 0:
+        return maps
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    out = maps.unsqueeze(1)
+    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    return out[:, 0]
+
+
+def depth_map_to_disparity(
+    depth: torch.Tensor,
+    *,
+    invert: bool = False,
+    normalization: Normalization = "per image",
+    gamma: float = 1.0,
+    blur_sigma: float = 0.0,
+    height: int = 0,
+    width: int = 0,
+) -> torch.Tensor:
+    """Any depth/disparity map to a (B, H, W) disparity in [0, 1] with near = 1.
+
+    `invert` for depth maps (near = small). Normalisation stretches each map (or the batch as a
+    whole, for video) to [0, 1]; "none" only clamps. `gamma` > 1 pushes mid depths back, < 1
+    pulls them forward. `height`/`width` 0 keep the map's size.
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if gamma <= 0:
+        raise ValueError(f"gamma must be positive, got {gamma}")
+    if blur_sigma < 0:
+        raise ValueError(f"blur must be 0 or positive, got {blur_sigma}")
+    if height < 0 or width < 0:
+        raise ValueError(f"height and width must be 0 (keep) or positive, got {height}x{width}")
+    d = map_to_single_channel(depth)
+    if height or width:
+        d = resize_disparity(d, height or d.shape[-2], width or d.shape[-1])
+    if normalization == "none":
+        d = d.clamp(0.0, 1.0)
+        d = 1.0 - d if invert else d
+    else:
+        signed = -d if invert else d
+        d = normalize_per_sample(signed) if normalization == "per image" else normalize_whole_batch(signed)
+    if gamma != 1.0:
+        d = d.pow(gamma)
+    return gaussian_blur(d, blur_sigma).clamp(0.0, 1.0)

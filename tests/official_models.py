@@ -1,0 +1,96 @@
+"""Build the official implementations from local checkouts named by environment variables.
+
+STEREO_OFFICIAL_DA2, STEREO_OFFICIAL_DA1 and STEREO_OFFICIAL_MIDAS point at checkouts of the
+official Depth Anything V2, Depth Anything and MiDaS repositories. Their code is imported as is,
+never copied here; OpenCV, which they import only for image transforms, is stubbed when missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import types
+
+import torch
+
+ENV = {"da2": "STEREO_OFFICIAL_DA2", "da1": "STEREO_OFFICIAL_DA1", "midas": "STEREO_OFFICIAL_MIDAS"}
+DA_SIZES = {
+    "vits": dict(features=64, out_channels=[48, 96, 192, 384]),
+    "vitb": dict(features=128, out_channels=[96, 192, 384, 768]),
+    "vitl": dict(features=256, out_channels=[256, 512, 1024, 1024]),
+}
+MIDAS_BACKBONES = {"dpt_large": "vitl16_384", "dpt_hybrid": "vitb_rn50_384", "beit_large": "beitl16_512"}
+FINAL_BIAS = {"da2": "depth_head.scratch.output_conv2.2.bias", "da1": "depth_head.scratch.output_conv2.2.bias",
+              "midas": "scratch.output_conv.4.bias"}
+
+
+def official_path(repo: str) -> str | None:
+    path = os.environ.get(ENV[repo])
+    if not path or not os.path.isdir(path):
+        return None
+    if "cv2" not in sys.modules:
+        try:
+            importlib.import_module("cv2")
+        except ImportError:
+            sys.modules["cv2"] = types.SimpleNamespace(INTER_CUBIC=2, INTER_AREA=3, INTER_LINEAR=1)
+    return path
+
+
+@contextlib.contextmanager
+def on_path(path: str, packages: tuple[str, ...]):
+    """Import an official package from `path`, then forget it (two repositories share names)."""
+    sys.path.insert(0, path)
+    cwd = os.getcwd()
+    os.chdir(path)  # Depth Anything V1 loads its DINOv2 with torch.hub from a relative path
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(path)
+        for name in list(sys.modules):
+            if name.split(".")[0] in packages:
+                del sys.modules[name]
+
+
+def build_official(repo: str, variant: str) -> torch.nn.Module:
+    """repo: da2 / da1 (variant vits, vitb, vitl) or midas (dpt_large, dpt_hybrid, beit_large)."""
+    path = official_path(repo)
+    if path is None:
+        raise RuntimeError(f"set {ENV[repo]} to a checkout of the official repository")
+    if repo == "da2":
+        with on_path(path, ("depth_anything_v2",)):
+            from depth_anything_v2.dpt import DepthAnythingV2
+
+            return DepthAnythingV2(encoder=variant, **DA_SIZES[variant]).eval()
+    if repo == "da1":
+        with on_path(path, ("depth_anything", "dinov2", "hubconf")):
+            from depth_anything.dpt import DPT_DINOv2
+
+            return DPT_DINOv2(encoder=variant, localhub=True, **DA_SIZES[variant]).eval()
+    with on_path(path, ("midas",)):
+        from midas.dpt_depth import DPTDepthModel
+
+        model = DPTDepthModel(path=None, backbone=MIDAS_BACKBONES[variant], non_negative=True).eval()
+    # The official BEiT code targets timm 0.6, whose blocks had one `drop_path`; a no-op stands in.
+    for block in model.pretrained.model.blocks:
+        if not hasattr(block, "drop_path"):
+            block.drop_path = torch.nn.Identity()
+    return model
+
+
+def randomize(model: torch.nn.Module, final_bias: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights (norm weights and layer scales near 1) loaded into `model` and returned."""
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for k, v in model.state_dict().items():
+        if not v.is_floating_point() or k.endswith("relative_position_index"):
+            sd[k] = v
+        elif v.ndim == 1 and ("norm" in k or "gamma" in k) and k.endswith(("weight", "gamma", "gamma_1", "gamma_2")):
+            sd[k] = 1.0 + 0.1 * torch.randn(v.shape, generator=gen)
+        else:
+            sd[k] = 0.02 * torch.randn(v.shape, generator=gen)
+    sd[final_bias] = torch.full_like(sd[final_bias], 0.5)  # keep the last ReLU's output non-zero
+    model.load_state_dict(sd)
+    return sd

@@ -1,0 +1,165 @@
+"""The disparity nodes inside the real host: model folders, loading a file, estimating, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("timm")
+
+
+@pytest.fixture()
+def depth_folder(pack, tmp_path, monkeypatch):
+    import folder_paths
+
+    paths, exts = folder_paths.folder_names_and_paths["depthanything"]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "depthanything", ([str(tmp_path), *paths], exts))
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    return tmp_path
+
+
+def _node(node_id):
+    import nodes
+
+    return nodes.NODE_CLASS_MAPPINGS[node_id]
+
+
+def test_model_folders_are_registered(pack):
+    import folder_paths
+
+    for name in ("depthanything", "midas"):
+        paths, exts = folder_paths.folder_names_and_paths[name]
+        assert any(p.endswith(name) for p in paths)
+        assert {".pth", ".pt", ".safetensors"} <= set(exts)
+
+
+def test_extra_model_paths_yaml_folders_are_kept(host, pack, tmp_path, monkeypatch):
+    """extra_model_paths.yaml is read before custom nodes load: its folder must survive registration."""
+    import importlib.util
+
+    import folder_paths
+
+    # The host's own reader (another `utils` package may shadow the host's on sys.path).
+    spec = importlib.util.spec_from_file_location("host_extra_config", host / "utils" / "extra_config.py")
+    extra_config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extra_config)
+    load_extra_path_config = extra_config.load_extra_path_config
+
+    from host_harness import pack_submodule
+    from tiny_depth import write_tiny_depth_anything
+
+    files = pack_submodule(pack, "nodes.depth_model_files")
+    monkeypatch.setattr(folder_paths, "folder_names_and_paths", dict(folder_paths.folder_names_and_paths))
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    del folder_paths.folder_names_and_paths["depthanything"]
+    (tmp_path / "extra.yaml").write_text(f"mine:\n  base_path: {tmp_path}\n  depthanything: depth_models\n")
+    load_extra_path_config(str(tmp_path / "extra.yaml"))
+    write_tiny_depth_anything(tmp_path / "depth_models" / "from_yaml.safetensors")
+    files.register_model_folders()
+    paths, exts = folder_paths.folder_names_and_paths["depthanything"]
+    assert paths[0] == str(tmp_path / "depth_models") and ".safetensors" in exts
+    assert "depthanything/from_yaml.safetensors" in files.model_choices()
+
+
+def test_loader_lists_found_files_and_known_ones(depth_folder):
+    from tiny_depth import write_tiny_depth_anything
+
+    write_tiny_depth_anything(depth_folder / "tiny_da2.safetensors")
+    schema = _node("StereoDisparityModelLoader").GET_SCHEMA()
+    options = next(i for i in schema.inputs if i.id == "model_name").options
+    assert options[0] == "depthanything/tiny_da2.safetensors"
+    assert "depthanything/depth_anything_v2_vits.pth" in options
+    assert "midas/dpt_beit_large_512.pt" in options
+
+
+def test_load_and_estimate_through_the_nodes(depth_folder):
+    from tiny_depth import write_tiny_depth_anything
+
+    write_tiny_depth_anything(depth_folder / "tiny_da2.pth")
+    (model,) = _node("StereoDisparityModelLoader").execute(
+        model_name="depthanything/tiny_da2.pth", precision="fp32", download_if_missing=False
+    ).result
+    assert model.architecture.family == "depth_anything_v2"
+    image = torch.rand(2, 30, 45, 3, generator=torch.Generator().manual_seed(0))
+    disparity, preview = _node("StereoEstimateDisparity").execute(
+        disparity_model=model, image=image, resolution=28, normalization="per image", batch_size=1
+    ).result
+    assert disparity.shape == (2, 30, 45) and preview.shape == (2, 30, 45, 3)
+    assert disparity.dtype == torch.float32
+    assert disparity.amin() == 0.0 and abs(disparity.amax().item() - 1.0) < 1e-6
+    assert torch.equal(preview[..., 0], disparity) and torch.equal(preview[..., 2], disparity)
+    again = _node("StereoEstimateDisparity").execute(
+        disparity_model=model, image=image, resolution=28, normalization="per image", batch_size=2
+    ).result[0]
+    torch.testing.assert_close(again, disparity, rtol=1e-4, atol=1e-5)
+
+
+def test_midas_file_from_the_midas_folder(pack, tmp_path, monkeypatch):
+    import folder_paths
+    from tiny_depth import write_tiny_midas
+
+    paths, exts = folder_paths.folder_names_and_paths["midas"]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "midas", ([str(tmp_path), *paths], exts))
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    write_tiny_midas(tmp_path / "tiny_beit.pt", kind="beit")
+    (model,) = _node("StereoDisparityModelLoader").execute(
+        model_name="midas/tiny_beit.pt", precision="fp32", download_if_missing=False
+    ).result
+    assert model.architecture.family == "midas_beit_large"
+    image = torch.rand(3, 40, 72, 3, generator=torch.Generator().manual_seed(2))
+    disparity, _ = _node("StereoEstimateDisparity").execute(
+        disparity_model=model, image=image, resolution=0, normalization="per batch", batch_size=2
+    ).result
+    assert disparity.shape == (3, 40, 72)
+    assert disparity.amin() == 0.0 and abs(disparity.amax().item() - 1.0) < 1e-6
+    per_image_max = disparity.flatten(1).amax(1)
+    assert (per_image_max < 1.0 - 1e-6).any()  # one scale for the batch, not each frame stretched
+
+
+def test_missing_file_names_the_file_folder_and_url(depth_folder, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError) as err:
+        _node("StereoDisparityModelLoader").execute(
+            model_name="depthanything/depth_anything_v2_vitb.pth", precision="auto", download_if_missing=True
+        )
+    msg = str(err.value)
+    assert "depth_anything_v2_vitb.pth" in msg and "HF_HUB_OFFLINE" in msg
+    assert "https://huggingface.co/depth-anything/Depth-Anything-V2-Base" in msg
+    assert str(depth_folder) in msg and "CC-BY-NC-4.0" in msg
+
+
+def test_corrupt_and_foreign_files_get_clear_errors(depth_folder):
+    (depth_folder / "broken.pth").write_bytes(b"this is not a checkpoint")
+    loader = _node("StereoDisparityModelLoader")
+    with pytest.raises(ValueError, match="could not read depth model file"):
+        loader.execute(model_name="depthanything/broken.pth", precision="fp32", download_if_missing=False)
+    torch.save({"model.diffusion_model.out.2.weight": torch.zeros(4, 320, 3, 3)}, depth_folder / "sd.pth")
+    with pytest.raises(ValueError, match="Supported depth models"):
+        loader.execute(model_name="depthanything/sd.pth", precision="fp32", download_if_missing=False)
+
+
+def test_estimator_rejects_rgba(depth_folder):
+    from tiny_depth import write_tiny_depth_anything
+
+    write_tiny_depth_anything(depth_folder / "tiny_da2.pth")
+    (model,) = _node("StereoDisparityModelLoader").execute(
+        model_name="depthanything/tiny_da2.pth", precision="fp32", download_if_missing=False
+    ).result
+    with pytest.raises(ValueError, match="RGBA"):
+        _node("StereoEstimateDisparity").execute(
+            disparity_model=model, image=torch.rand(1, 16, 16, 4), resolution=28, normalization="per image"
+        )
+
+
+def test_depth_to_disparity_node(pack):
+    node = _node("StereoDepthToDisparity")
+    depth = torch.linspace(0, 1, 8).expand(1, 6, 8).unsqueeze(-1).expand(-1, -1, -1, 3)
+    (out,) = node.execute(invert=True, normalization="per image", gamma=1.0, blur=0.0, width=4, height=3,
+                          image=depth).result
+    assert out.shape == (1, 3, 4)
+    assert out[0, 0, 0] > out[0, 0, -1]
+    (from_mask,) = node.execute(invert=False, normalization="none", gamma=1.0, blur=0.0, width=0, height=0,
+                                mask=torch.full((2, 5, 5), 0.3)).result
+    torch.testing.assert_close(from_mask, torch.full((2, 5, 5), 0.3))
+    with pytest.raises(ValueError, match="connect 'image' or 'mask'"):
+        node.execute(invert=False, normalization="none", gamma=1.0, blur=0.0, width=0, height=0)

@@ -1,0 +1,80 @@
+"""Our networks against the official implementations, same random weights, non-square inputs.
+
+Runs only when the official repositories are available locally (their code is not part of this
+project; see tests/official_models.py):
+
+    STEREO_OFFICIAL_DA2=<Depth-Anything-V2 checkout> STEREO_OFFICIAL_DA1=<Depth-Anything checkout> \
+    STEREO_OFFICIAL_MIDAS=<MiDaS checkout> pytest tests/test_official_fidelity.py
+
+Tolerance: 1e-4 relative to the output's largest value.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("timm")
+
+from official_models import ENV, FINAL_BIAS, build_official, on_path, official_path, randomize  # noqa: E402
+from stereo_pack.stereo_ops.depth import build_and_load, network_size  # noqa: E402
+
+RTOL = 1e-4
+
+
+def _need(repo: str) -> str:
+    path = official_path(repo)
+    if path is None:
+        pytest.skip(f"set {ENV[repo]} to a checkout of the official repository to compare against it")
+    return path
+
+
+def _compare(repo: str, variant: str, x: torch.Tensor, **load_kwargs):
+    _need(repo)
+    official = build_official(repo, variant)
+    sd = randomize(official, FINAL_BIAS[repo])
+    ours, arch = build_and_load(sd, **load_kwargs)
+    with torch.inference_mode():
+        expected = official(x)
+        got = ours(x)
+    assert got.shape == expected.shape
+    assert expected.abs().max() > 0
+    err = ((got - expected).abs().max() / expected.abs().max()).item()
+    assert err < RTOL, f"{arch.name}: relative error {err:.2e}"
+    return arch
+
+
+@pytest.mark.parametrize("encoder", ["vits", "vitb", "vitl"])
+def test_depth_anything_v2_matches_official(encoder):
+    x = torch.randn(1, 3, 14 * 19, 14 * 27)  # non-square, not the native grid
+    assert _compare("da2", encoder, x, depth_anything_version=2).family == "depth_anything_v2"
+
+
+@pytest.mark.parametrize("encoder", ["vits", "vitb", "vitl"])
+def test_depth_anything_v1_matches_official(encoder):
+    x = torch.randn(1, 3, 14 * 23, 14 * 17)
+    assert _compare("da1", encoder, x, depth_anything_version=1).family == "depth_anything_v1"
+
+
+@pytest.mark.parametrize("variant", ["dpt_large", "dpt_hybrid", "beit_large"])
+def test_midas_matches_official(variant):
+    x = torch.randn(1, 3, 32 * 9, 32 * 13)
+    assert _compare("midas", variant, x).family == f"midas_{variant}"
+
+
+@pytest.mark.parametrize("hw", [(480, 640), (640, 480), (123, 457), (1080, 1920), (518, 518)])
+def test_network_sizes_match_the_official_transforms(hw):
+    h, w = hw
+    with on_path(_need("da2"), ("depth_anything_v2",)):
+        from depth_anything_v2.util.transform import Resize
+
+        ow, oh = Resize(518, 518, resize_target=False, keep_aspect_ratio=True, ensure_multiple_of=14,
+                        resize_method="lower_bound").get_size(w, h)
+    assert network_size(h, w, 518, 14, "lower_bound") == (oh, ow)
+    with on_path(_need("midas"), ("midas",)):
+        from midas.transforms import Resize as MidasResize
+
+        for size in (384, 512):
+            ow, oh = MidasResize(size, size, resize_target=None, keep_aspect_ratio=True, ensure_multiple_of=32,
+                                 resize_method="minimal").get_size(w, h)
+            assert network_size(h, w, size, 32, "minimal") == (oh, ow)

@@ -1,0 +1,84 @@
+"""Tiny randomly initialised depth networks with the official key names, for tests and workflows.
+
+`write_tiny_depth_anything(path)` writes a small Depth Anything V2 checkpoint (.pth or
+.safetensors by the suffix) that the pack's loader detects and loads like a public one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+import host_harness
+
+host_harness.register_pack_alias()
+
+TINY_DEPTH_ANYTHING = dict(embed_dim=64, depth=4, num_heads=1, features=16, out_channels=(8, 16, 32, 64))
+
+
+def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            scale_like = name.endswith(("gamma", "gamma_1", "gamma_2")) or (p.ndim == 1 and "norm" in name and name.endswith("weight"))
+            if scale_like:  # layer scales and norm weights near 1 keep the residual stream alive
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    return model.eval()
+
+
+def tiny_depth_anything(version: int = 2, seed: int = 0, **overrides) -> torch.nn.Module:
+    from stereo_pack.stereo_ops.depth.depth_anything import DepthAnything, DepthAnythingConfig
+
+    cfg = DepthAnythingConfig(version=version, **{**TINY_DEPTH_ANYTHING, **overrides})
+    return _randomize(DepthAnything(cfg), seed)
+
+
+_MIDAS_COMMON = dict(embed_dim=64, depth=4, num_heads=1, grid=4, num_classes=10, features=16)
+TINY_MIDAS = {
+    "vit": dict(kind="vit", level_channels=(8, 16, 32, 32), **_MIDAS_COMMON),
+    "beit": dict(kind="beit", level_channels=(8, 16, 32, 32), **_MIDAS_COMMON),
+    # GroupNorm with 32 groups needs ResNet bottlenecks of 32 channels and more.
+    "hybrid": dict(kind="hybrid", level_channels=(128, 256, 32, 32), resnet_layers=(1, 1, 1),
+                   resnet_channels=(128, 256, 512), stem_chs=32, **_MIDAS_COMMON),
+}
+
+
+def tiny_midas(kind: str = "vit", seed: int = 0) -> torch.nn.Module:
+    from stereo_pack.stereo_ops.depth.midas import MidasConfig, MidasDPT
+
+    model = _randomize(MidasDPT(MidasConfig(**TINY_MIDAS[kind])), seed)
+    with torch.no_grad():  # keep the final ReLU's output alive with random weights
+        model.scratch.output_conv[4].bias.fill_(0.5)
+    return model
+
+
+def save_state_dict(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(sd, str(path))
+    else:
+        torch.save(sd, path)
+    return path
+
+
+def write_tiny_depth_anything(path: str | Path, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
+    """Write a tiny Depth Anything V2 checkpoint with the official key names to `path`."""
+    sd = tiny_depth_anything(2, seed).state_dict()
+    return save_state_dict({k: v.to(dtype) for k, v in sd.items()}, path)
+
+
+def write_tiny_midas(path: str | Path, kind: str = "vit", seed: int = 0) -> Path:
+    """Write a tiny MiDaS DPT checkpoint (kind: vit, hybrid, beit) with the official key names."""
+    return save_state_dict(tiny_midas(kind, seed).state_dict(), path)
+
+
+if __name__ == "__main__":
+    print(write_tiny_depth_anything(sys.argv[1] if len(sys.argv) > 1 else "tiny_depth_anything_v2.pth"))
