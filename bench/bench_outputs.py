@@ -10,31 +10,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-import host_harness  # noqa: E402
-
-host_harness.register_pack_alias()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import median_time  # noqa: E402  (also registers `stereo_pack`)
 from stereo_pack.stereo_ops import ANAGLYPH_METHODS, anaglyph, side_by_side, stereo_mpo_bytes  # noqa: E402
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm up
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def _pil(image: torch.Tensor) -> Image.Image:
@@ -58,13 +43,13 @@ def main() -> None:
     def png():
         _pil(sbs).save(io.BytesIO(), format="PNG", compress_level=4)
 
-    baseline = _time(png, args.repeats)
+    baseline = median_time(png, args.repeats)
     rows = [("PNG encode of the side-by-side frame", baseline)]
     for layout in ("parallel", "parallel-half", "top-bottom-half"):
-        rows.append((f"layout {layout}", _time(lambda: side_by_side(left, right, layout), args.repeats)))
+        rows.append((f"layout {layout}", median_time(lambda: side_by_side(left, right, layout), args.repeats)))
     for method in ANAGLYPH_METHODS:
-        rows.append((f"anaglyph {method}", _time(lambda: anaglyph(left, right, method), args.repeats)))
-    rows.append(("stereo MPO (two JPEGs)", _time(lambda: stereo_mpo_bytes(_pil(left[0]), _pil(right[0])), args.repeats)))
+        rows.append((f"anaglyph {method}", median_time(lambda: anaglyph(left, right, method), args.repeats)))
+    rows.append(("stereo MPO (two JPEGs)", median_time(lambda: stereo_mpo_bytes(_pil(left[0]), _pil(right[0])), args.repeats)))
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, one pair of {args.size}x{args.size} RGB, float32")
     print("| operation | median time | / PNG encode |")

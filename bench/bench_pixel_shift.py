@@ -7,30 +7,15 @@ Both run in this one process, on the same inputs, on the CPU; the table prints r
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-import host_harness  # noqa: E402
-
-host_harness.register_pack_alias()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import median_time  # noqa: E402  (also registers `stereo_pack`)
 from paper_reference import reference_right_view  # noqa: E402
 from stereo_pack.stereo_ops import stereo_pixel_shift  # noqa: E402
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm up
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -49,9 +34,9 @@ def main() -> None:
         g = torch.Generator().manual_seed(size)
         left = torch.randn(args.batch, 4, size, size, generator=g)
         disp = torch.rand(args.batch, size, size, generator=g)
-        ref = _time(lambda: reference_right_view(left, disp, 8.0), 3)
-        ours = _time(lambda: stereo_pixel_shift(left, disp, 8.0, mode="integer"), 50)
-        sub = _time(lambda: stereo_pixel_shift(left, disp, 8.0, mode="subpixel"), 50)
+        ref = median_time(lambda: reference_right_view(left, disp, 8.0), 3)
+        ours = median_time(lambda: stereo_pixel_shift(left, disp, 8.0, mode="integer"), 50)
+        sub = median_time(lambda: stereo_pixel_shift(left, disp, 8.0, mode="subpixel"), 50)
         assert torch.equal(stereo_pixel_shift(left, disp, 8.0).image, reference_right_view(left, disp, 8.0))
         print(
             f"| {size}x{size} | {ref * 1e3:.1f} ms | {ours * 1e3:.3f} ms | {ref / ours:.0f}x "

@@ -1,0 +1,28 @@
+"""What the benchmarks share: importing the pack's library without ComfyUI, and timing."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import host_harness  # noqa: E402
+
+# Makes the pack importable as `stereo_pack` (e.g. stereo_pack.stereo_ops).
+host_harness.register_pack_alias()
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `repeats` calls of `fn`, after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
