@@ -230,11 +230,14 @@ function attachViewer(node) {
     return;
   }
   const viewer = new StereoViewer();
-  node.addDOMWidget("stereo_viewer", "stereo-viewer", viewer.element, {
+  const widget = node.addDOMWidget("stereo_viewer", "stereo-viewer", viewer.element, {
     serialize: false,
     hideOnZoom: false,
     getMinHeight: () => 160,
   });
+  // Some frontends read the flag from the widget itself: without it the viewer would add a
+  // value to the saved workflow's widgets_values.
+  if (widget) widget.serialize = false;
   node.stereoViewer = viewer;
   const onRemoved = node.onRemoved;
   node.onRemoved = function () {

@@ -70,6 +70,13 @@ def test_extension_loads_without_console_errors(comfy_page):  # noqa: F811
     assert comfy_page.errors_mentioning("stereo") == []
 
 
+def test_viewer_adds_nothing_to_the_saved_workflow(executed_viewer):
+    values = executed_viewer.page.evaluate(
+        "() => app.graph.serialize().nodes.filter(n => n.type === 'StereoSaveImage').map(n => n.widgets_values)"
+    )
+    assert values and all("" not in v and len(v) == 4 for v in values), values
+
+
 def test_viewer_shows_the_executed_pair_as_a_dubois_anaglyph(executed_viewer):
     page = executed_viewer.page
     size, rgb = pixel(page, 4, 3)
