@@ -38,16 +38,6 @@ def conds(kind="sd15", batch=1):
     return tiny_conditioning(kind, batch, seed=1), tiny_conditioning(kind, batch, seed=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from threads, and on a shared CPU the thread pool's waiting can make
-    # them many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def rt(pack):
     return host_harness.pack_submodule(pack, "nodes.inversion_runtime")
