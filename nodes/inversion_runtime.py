@@ -11,6 +11,7 @@ clone that injects the per-step unconditional contexts) and `reconstruct_latent`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -335,7 +336,7 @@ def invert(
         cfg=float(cfg),
         model_signature=model_signature(model),
     )
-    return inversion, report
+    return with_first_prediction(inversion, model, positive, negative), report
 
 
 def progress_ticks(method: str, steps: int, settings: inv.NullTextSettings) -> int:
@@ -343,3 +344,43 @@ def progress_ticks(method: str, steps: int, settings: inv.NullTextSettings) -> i
     if method == inv.NULL_TEXT:
         return steps * (2 + settings.inner_steps)
     return steps
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking that a sampler uses the inversion's model and conditioning
+
+
+def with_first_prediction(inversion: StereoInversion, model, positive, negative) -> StereoInversion:
+    """The inversion with the guided prediction of the first sampling step recorded (one call)."""
+    patched = with_inverted_unconds(model, inversion)
+    start = inversion.start_latent
+    seen: dict[str, Tensor] = {}
+
+    def body(model_k, x, sigmas, extra_args):
+        s_in = x.new_ones(x.shape[0])
+        seen["first"] = model_k(start.to(x), sigmas[0] * s_in, **extra_args).detach()
+        return x
+
+    _guided_sample(patched, positive, negative, inversion.cfg, torch.zeros_like(start), inversion.sigmas, body)
+    store = comfy.model_management.intermediate_device()
+    return dataclasses.replace(inversion, first_prediction=seen["first"].to(store))
+
+
+def first_prediction_check(inversion: StereoInversion) -> Callable[[Tensor], None] | None:
+    """A check for the sampler's first left prediction: it must be the inversion's own."""
+    reference = inversion.first_prediction
+    if reference is None:
+        return None
+
+    def check(prediction: Tensor) -> None:
+        mismatch = inv.prediction_mismatch(prediction, reference)
+        if mismatch > inv.PREDICTION_MISMATCH:
+            raise ValueError(
+                "inversion: it was made with another model (other weights, LoRAs or model patches) or "
+                f"other positive/negative prompts than this sampler uses (first step differs by {mismatch:.3g} "
+                "of its range); the photo cannot be reproduced. Feed Stereo Null-Text Inversion the same "
+                "model and conditioning as the sampler (patches that only act on the right eye, such as "
+                "Stereo Attention Patch, may differ)."
+            )
+
+    return check

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import comfy.model_management
 import comfy.sample
 import comfy.samplers
@@ -12,96 +10,16 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
-from ..stereo_ops import duplicate_for_stereo, plan_schedule
-from ..stereo_ops.attention import STEREO_JOINT_OPTION, STEREO_PAIRS_OPTION, STEREO_PASS_OPTION
-from ..stereo_ops.sampling import StereoShiftSettings, stereo_sample
-from .inversion_runtime import check_inversion_fits, with_inverted_unconds
+from ..stereo_ops import duplicate_for_stereo
+from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range
+from ..stereo_ops.sampling import StereoShiftSettings
+from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
+from .sampling_runtime import check_sampler_name, stereo_ksampler_object, supported_samplers
 
 CATEGORY = "stereo/sampling"
 
 # The solvers that retrace an inversion: DDIM is the Euler step of the probability-flow ODE.
 INVERSION_SAMPLERS = ("euler", "ddim")
-
-# These pick their own steps between sigma_max and sigma_min, so "before step k" has no meaning.
-REFUSED_SAMPLERS = {
-    "dpm_fast": "it chooses its own step sizes",
-    "dpm_adaptive": "it chooses its own steps adaptively",
-}
-
-
-def supported_samplers() -> list[str]:
-    return [s for s in comfy.samplers.SAMPLER_NAMES if s not in REFUSED_SAMPLERS]
-
-
-def check_sampler_name(sampler_name: str) -> None:
-    if sampler_name in REFUSED_SAMPLERS:
-        raise ValueError(
-            f"sampler_name '{sampler_name}' cannot be used for stereo sampling: {REFUSED_SAMPLERS[sampler_name]}. "
-            f"Supported samplers: {', '.join(supported_samplers())}"
-        )
-    if sampler_name not in comfy.samplers.SAMPLER_NAMES:
-        raise ValueError(
-            f"unknown sampler_name '{sampler_name}'. Supported samplers: {', '.join(supported_samplers())}"
-        )
-
-
-def _restrict(model_k, kwargs: dict, rows: slice):
-    """The host's sampler model and its call arguments for some rows of the stereo batch only."""
-    model_k = copy.copy(model_k)
-    for name in ("latent_image", "noise"):
-        value = getattr(model_k, name, None)
-        if isinstance(value, torch.Tensor) and value.shape[0] > 1:
-            setattr(model_k, name, value[rows])
-    args = dict(kwargs)
-    mask = args.get("denoise_mask")
-    if isinstance(mask, torch.Tensor) and mask.shape[0] > 1:
-        args["denoise_mask"] = mask[rows]
-    return model_k, args
-
-
-def _mark(kwargs: dict, info) -> dict:
-    """Call arguments whose transformer options tell attention patches what is being evaluated."""
-    args = dict(kwargs)
-    options = dict(args.get("model_options", {}))
-    transformer_options = dict(options.get("transformer_options", {}))
-    key = STEREO_PAIRS_OPTION if isinstance(info, int) else STEREO_PASS_OPTION
-    transformer_options[key] = info
-    options["transformer_options"] = transformer_options
-    args["model_options"] = options
-    return args
-
-
-def _needs_joint_batch(sampler_name: str, extra_args: dict | None) -> bool:
-    # CFG++ samplers capture the unconditional prediction of each model call in a closure, which
-    # only works when one call covers the whole batch.
-    options = (extra_args or {}).get("model_options", {}).get("transformer_options", {})
-    return "cfg_pp" in sampler_name or bool(options.get(STEREO_JOINT_OPTION))
-
-
-def stereo_ksampler_object(
-    sampler_name: str,
-    settings: StereoShiftSettings,
-    shift_at: float,
-    spsmd: bool,
-    spsmd_interval: float,
-    start: torch.Tensor | None = None,
-) -> comfy.samplers.KSAMPLER:
-    """A host SAMPLER that runs `sampler_name` with the stereo edits."""
-    check_sampler_name(sampler_name)
-    inner = comfy.samplers.sampler_object(sampler_name)
-    if not isinstance(inner, comfy.samplers.KSAMPLER):
-        raise ValueError(f"sampler_name '{sampler_name}' is not a step-wise sampler and cannot be used")
-
-    def sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
-        schedule = plan_schedule(len(sigmas) - 1, shift_at, spsmd_interval, spsmd)
-        return stereo_sample(
-            inner.sampler_function, model, x, sigmas,
-            schedule=schedule, settings=settings, restrict=_restrict, mark=_mark,
-            joint=_needs_joint_batch(sampler_name, extra_args),
-            extra_args=extra_args, callback=callback, disable=disable, start=start, **options,
-        )
-
-    return comfy.samplers.KSAMPLER(sampler_function, inner.extra_options, inner.inpaint_options)
 
 
 def stereo_inputs() -> list:
@@ -110,7 +28,8 @@ def stereo_inputs() -> list:
         io.Mask.Input(
             "disparity",
             tooltip="Disparity map, 0 = far, 1 = near (StereoEstimateDisparity or StereoDepthToDisparity). "
-            "One map for every image, or one per image; any size, resized to the latent.",
+            "One map for every image, or one per image; any size, resized to the latent. Values must lie in "
+            "0..1: other ranges (a 0..255 map, raw depth) are refused; rescale them with Depth to Disparity.",
         ),
         io.Float.Input(
             "divergence", default=8.0, min=0.0, max=30.0, step=0.1,
@@ -155,16 +74,15 @@ def stereo_inputs() -> list:
 
 
 def shift_settings(disparity, divergence, convergence, subpixel, balance, deblur) -> StereoShiftSettings:
-    if disparity.ndim not in (2, 3):
-        raise ValueError(f"disparity must be a MASK (B, H, W); got shape {tuple(disparity.shape)}")
+    disparity = check_disparity_range(as_disparity_batch(disparity))
     return StereoShiftSettings(
-        disparity=disparity.float(), divergence=float(divergence), convergence=float(convergence),
+        disparity=disparity, divergence=float(divergence), convergence=float(convergence),
         mode="subpixel" if subpixel else "integer", balance=float(balance), deblur=bool(deblur),
     )
 
 
 def _check_disparity_count(disparity: torch.Tensor, pairs: int) -> None:
-    count = 1 if disparity.ndim == 2 else disparity.shape[0]
+    count = disparity.shape[0]
     if count not in (1, pairs):
         raise ValueError(
             f"disparity has {count} maps but latent_image has {pairs} images; give one map for all "
@@ -172,10 +90,15 @@ def _check_disparity_count(disparity: torch.Tensor, pairs: int) -> None:
         )
 
 
-def _duplicate_mask(mask: torch.Tensor | None, pairs: int) -> torch.Tensor | None:
-    if mask is None or mask.shape[0] != pairs or pairs == 0:
-        return mask
-    return duplicate_for_stereo(mask)
+def image_latent(model, latent_image: dict, name: str = "latent_image") -> torch.Tensor:
+    latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
+    if latent.ndim != 4:
+        raise ValueError(
+            f"{name} must be an image latent (batch, channels, height, width); got shape {tuple(latent.shape)}. "
+            "Video models (5-D latents) are not supported by stereo sampling: make the pair per frame "
+            "with an image model, or warp the frames with Stereo Warp."
+        )
+    return latent
 
 
 class StereoKSampler(io.ComfyNode):
@@ -201,7 +124,8 @@ class StereoKSampler(io.ComfyNode):
                 *stereo_inputs(),
                 io.Int.Input(
                     "seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                    tooltip="Noise seed; the same seed as a plain KSampler gives the same left image.",
+                    tooltip="Noise seed; with the same seed, steps, cfg, sampler, scheduler and denoise, the left "
+                    "images are exactly those of a plain KSampler (bit-identical on the same machine).",
                 ),
                 io.Int.Input("steps", default=20, min=2, max=10000, tooltip="Sampling steps (at least 2)."),
                 io.Float.Input(
@@ -209,11 +133,13 @@ class StereoKSampler(io.ComfyNode):
                     tooltip="Classifier-free guidance scale.",
                 ),
                 io.Combo.Input(
-                    "sampler_name", options=supported_samplers(),
+                    "sampler_name", options=supported_samplers(), default="euler",
                     tooltip="Any of the host's step-wise samplers (dpm_fast and dpm_adaptive choose their own "
-                    "steps and are not supported).",
+                    "steps and are not supported). The left view is the plain KSampler image for every one.",
                 ),
-                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, tooltip="Noise schedule."),
+                io.Combo.Input(
+                    "scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="normal", tooltip="Noise schedule.",
+                ),
                 io.Float.Input(
                     "denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                     tooltip="How much of the schedule to run; below 1 keeps the input latent's structure.",
@@ -235,15 +161,14 @@ class StereoKSampler(io.ComfyNode):
         balance, shift_at, spsmd, spsmd_interval, deblur, seed, steps, cfg, sampler_name, scheduler,
         denoise, inversion=None,
     ) -> io.NodeOutput:
-        latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
-        if latent.ndim != 4:
-            raise ValueError(f"latent_image must be an image latent (B, C, H, W); got shape {tuple(latent.shape)}")
+        latent = image_latent(model, latent_image)
         pairs = latent.shape[0]
-        _check_disparity_count(disparity, pairs)
         if steps < 2:
             raise ValueError(f"steps must be at least 2 for stereo sampling, got {steps}")
+        check_sampler_name(sampler_name)
         settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur)
-        start = None
+        _check_disparity_count(settings.disparity, pairs)
+        start, check = None, None
         if inversion is not None:
             check_inversion_fits(inversion, model, latent, cfg, steps)
             if sampler_name not in INVERSION_SAMPLERS:
@@ -254,28 +179,28 @@ class StereoKSampler(io.ComfyNode):
             # Applied last, so that the per-step unconditional embeddings wrap every other patch.
             model = with_inverted_unconds(model, inversion)
             sigmas, start = inversion.sigmas, inversion.start_latent
+            check = first_prediction_check(inversion)
         else:
             sigmas = comfy.samplers.KSampler(
                 model, steps=steps, device=model.load_device, sampler=sampler_name, scheduler=scheduler,
                 denoise=denoise, model_options=model.model_options,
             ).sigmas
-        sampler = stereo_ksampler_object(sampler_name, settings, shift_at, spsmd, spsmd_interval, start)
-
-        noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         out = {k: v for k, v in latent_image.items() if k not in ("samples", "batch_index", "noise_mask")}
-        if sigmas.shape[-1] == 0:  # denoise 0: nothing to do, both eyes are the input
+        if sigmas.shape[-1] <= 1:  # denoise 0: nothing to do, both eyes are the input
             out["samples"] = duplicate_for_stereo(latent)
             return io.NodeOutput(out)
         if sigmas.shape[-1] - 1 < 2:
             raise ValueError("denoise is too low: fewer than 2 steps would run; raise denoise or steps")
+        sampler = stereo_ksampler_object(sampler_name, settings, shift_at, spsmd, spsmd_interval, start, check)
 
+        # N images in, 2N out: the left rows get exactly the noise and inputs of a plain KSampler.
+        noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
-        samples = comfy.sample.sample_custom(
-            model, duplicate_for_stereo(noise), cfg, sampler, sigmas, positive, negative,
-            duplicate_for_stereo(latent), noise_mask=_duplicate_mask(latent_image.get("noise_mask"), pairs),
-            callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed,
+        out["samples"] = comfy.sample.sample_custom(
+            model, noise, cfg, sampler, sigmas, positive, negative, latent,
+            noise_mask=latent_image.get("noise_mask"), callback=callback,
+            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed,
         )
-        out["samples"] = samples
         return io.NodeOutput(out)
 
 
@@ -287,13 +212,12 @@ class StereoSampler(io.ComfyNode):
             display_name="Stereo Sampler",
             category=CATEGORY,
             description="The StereoDiffusion method as a SAMPLER for SamplerCustom / SamplerCustomAdvanced. "
-            "Feed those a stereo latent: pass your latent through Repeat Latent Batch (amount 2), so that the "
-            "N images are followed by the same N; the right halves are rebuilt from the lefts at the shift "
-            "step, so any noise source works and each pair effectively shares the left noise. The output is a "
-            "stereo batch (N lefts, then N rights).",
+            "Give those your latent of N images as for any sampler (no Repeat Latent Batch): the output is a "
+            "stereo batch of 2N (N lefts, then N rights), the left images being exactly what the same sampler "
+            "gives without stereo.",
             inputs=[
                 io.Combo.Input(
-                    "sampler_name", options=supported_samplers(),
+                    "sampler_name", options=supported_samplers(), default="euler",
                     tooltip="The underlying step-wise sampler (dpm_fast and dpm_adaptive are not supported).",
                 ),
                 *stereo_inputs(),

@@ -33,6 +33,23 @@ def as_disparity_batch(disparity: torch.Tensor, name: str = "disparity") -> torc
     return disparity
 
 
+# Values within this of [0, 1] count as inside (a map that went through 8-bit or half precision).
+_RANGE_SLACK = 1e-3
+
+
+def check_disparity_range(disparity: torch.Tensor, name: str = "disparity") -> torch.Tensor:
+    """Refuse a map with values outside [0, 1] instead of clamping it (a 0..255 map or raw depth
+    would lose all its depth); values within a rounding slack are clipped."""
+    lo, hi = float(disparity.amin()), float(disparity.amax())
+    if lo < -_RANGE_SLACK or hi > 1.0 + _RANGE_SLACK:
+        raise ValueError(
+            f"{name} has values from {lo:g} to {hi:g}, but a disparity map must lie in 0..1 (0 = far, "
+            "1 = near). Pass the map through Stereo Depth to Disparity with normalization 'per image' "
+            "(or 'per batch' for video) to rescale it; turn on invert there if near is dark."
+        )
+    return disparity.clamp(0.0, 1.0)
+
+
 def normalize_per_sample(disparity: torch.Tensor) -> torch.Tensor:
     """Stretch each map of a (B, H, W) batch to [0, 1]; a flat map becomes all zeros (no parallax)."""
     flat = disparity.flatten(1)

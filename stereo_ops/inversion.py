@@ -57,6 +57,9 @@ class StereoInversion:
         negative conditioning; None for methods that keep the negative prompt.
     method: one of METHODS. cfg: the guidance it was made for.
     model_signature: identifies the model family, latent format and prediction type it needs.
+    first_prediction: the guided prediction of the first sampling step from start_latent, with
+        the model and conditioning of the inversion; a sampler whose first prediction differs
+        uses another model (weights, patches) or other prompts, and cannot reproduce the photo.
     """
 
     start_latent: Tensor
@@ -65,6 +68,7 @@ class StereoInversion:
     method: str
     cfg: float
     model_signature: str
+    first_prediction: Tensor | None = None
 
     @property
     def steps(self) -> int:
@@ -106,6 +110,20 @@ class NullTextSettings:
 class NullTextStats:
     inner_steps: list[int] = field(default_factory=list)
     final_losses: list[float] = field(default_factory=list)
+
+
+# Relative difference (to the largest value) above which two predictions come from different models
+# or prompts: far above the rounding of another batch layout, far below what another prompt gives.
+PREDICTION_MISMATCH = 1e-3
+
+
+def prediction_mismatch(prediction: Tensor, reference: Tensor) -> float:
+    """Largest difference between two predictions, relative to the reference's largest value."""
+    prediction = prediction.detach().float().to(reference.device)
+    reference = reference.detach().float()
+    if prediction.shape != reference.shape:
+        return math.inf
+    return float((prediction - reference).abs().max() / reference.abs().max().clamp_min(1e-8))
 
 
 def check_sigmas(sigmas: Tensor) -> None:

@@ -1,41 +1,51 @@
 """The StereoDiffusion sampling loop around any k-diffusion style sampler function.
 
 A sampler function has the signature of comfy/k_diffusion/sampling.py:
-`fn(model, x, sigmas, extra_args=None, callback=None, disable=None, **options) -> x`. The stereo
-edits must act on the solver's state *before* the model call of a step, which a callback after
-the step cannot do; so the schedule is cut at the edit steps and the sampler runs segment by
-segment, the state being edited between segments:
+`fn(model, x, sigmas, extra_args=None, callback=None, disable=None, **options) -> x`.
 
-    [0, shift)        left views only: the right views are replaced at the shift anyway, so
-                      evaluating the model on them would be wasted work
-    shift             right = pixel shift of left (holes zero or, with deblur, fresh noise)
-    SPSMD step k      right[filled] = pixel shift of the current left
-    ... to the end    both views as one batch
+The sampler runs ONCE over the whole schedule on a stereo batch of 2N (N lefts, then N rights),
+so a multistep solver keeps its history and the left views follow exactly the trajectory of a
+plain run. The stereo edits act on the solver's own state tensor, in place, at the moment the
+solver hands it on:
 
-A multistep solver restarts its history at each cut, which is what an edited state needs.
+    before the shift   only the left views are evaluated; the right rows start as the stereo shift
+                       of the left start and get the shift of the left prediction, so that a
+                       multistep history is consistent with the shifted state when it happens
+    shift (step k)     right = pixel shift of left (holes zero or, with deblur, fresh noise)
+    SPSMD step k       right[filled] = pixel shift of the current left
+    ... to the end     left and right evaluated (two calls, or one joint call)
+
+Where the state is reachable is a property of the solver (see `StateAccess`): most solvers call
+the model on their state at the start of each step (`at_model_input`), which `find_state_calls`
+establishes by a dry run with a dummy model; a few (UniPC) only report their state through the
+step callback, in their own scaling (`at_callback`).
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
-from .disparity import prepare_disparity
 from .attention import StereoPass
-from .pixel_shift import ShiftMode, displacement, stereo_views, warp_left, warp_right
+from .disparity import prepare_disparity
+from .pixel_shift import ShiftMode, ShiftResult, displacement, warp_left, warp_right
 from .schedule import StereoSchedule
-from .spsmd import deblur_fill, spsmd_copy
+from .spsmd import spsmd_copy
 
 SamplerFn = Callable[..., torch.Tensor]
-# Given (model, model_kwargs, rows), return the model and kwargs for the batch rows `rows` only
-# (the host's model wrapper may hold per-row tensors such as an inpainting latent or mask).
-RestrictFn = Callable[[Any, dict, slice], tuple[Any, dict]]
-# Given (model_kwargs, info), return kwargs whose transformer options carry `info`: either the
-# number of pairs of a joint stereo batch, or a StereoPass for one eye's half.
-MarkFn = Callable[[dict, Any], dict]
+# (sigma, unit_noise) -> the sampler-state value of pure noise at that level (the model's own
+# noise parameterisation: sigma * noise for eps and flow models alike, for a zero signal).
+FillNoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (left_state_n) -> a callable (sigma, sigma_next) -> noise for the N left rows, exactly the one
+# the sampler would build for itself in a plain run of those N rows.
+NoiseSamplerFactory = Callable[[torch.Tensor], Callable[..., torch.Tensor]]
+
+# Seeds of the method's own noise, offset from the sampling seed so they never coincide with the
+# sampler's noise stream: the deblur fill of the holes the shift opens ("DEB").
+DEBLUR_SEED_OFFSET = 0xDEB
 
 
 @dataclass(frozen=True)
@@ -50,29 +60,46 @@ class StereoShiftSettings:
     deblur: bool = True
 
 
-def _segments(schedule: StereoSchedule) -> list[tuple[int, int]]:
-    cuts = [0, schedule.shift_step, *schedule.spsmd_steps, schedule.steps]
-    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+@dataclass
+class EyeCall:
+    """One model evaluation on some rows of the stereo batch.
 
-
-class _PairedNoise:
-    """A seeded N(0, 1) noise sampler that gives both eyes of a pair the same noise.
-
-    Ancestral and SDE samplers add fresh noise at every step; with independent noise per eye the
-    two views would drift apart where nothing else ties them, and divergence 0 would no longer
-    give two identical eyes.
+    `info` tells attention patches what is evaluated: None (plain rows, before the shift), a
+    StereoPass (one eye's half of a split evaluation) or an int (a joint batch of that many pairs).
     """
 
-    def __init__(self, x: torch.Tensor, seed: int | None, pairs: int) -> None:
-        self.pairs = pairs
-        self.generator = torch.Generator(device="cpu").manual_seed(int(seed or 0) + 0x5E5)
-        self.shape = x.shape[1:]
-        self.dtype, self.device = x.dtype, x.device
+    x: torch.Tensor
+    sigma: torch.Tensor
+    rows: slice
+    info: Any = None
 
-    def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
-        n = torch.randn((self.pairs, *self.shape), generator=self.generator, dtype=torch.float32)
-        n = n.to(device=self.device, dtype=self.dtype)
-        return torch.cat([n, n], dim=0)
+
+# (model, calls, model_kwargs, batch) -> one output per call. Supplied by the host adapter: it
+# restricts per-row host state (inpainting latents, masks) to the rows, marks each call for the
+# attention patches, and lets hooks the solver placed in the call options see the whole batch.
+EvaluateFn = Callable[[Any, list[EyeCall], dict, int], list[torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class StateAccess:
+    """Where a solver's state can be edited between steps.
+
+    at_model_input: the model call that receives the state of step i is found by a dry run.
+    at_callback: the step callback of step i reports the state of step i (UniPC); `scale(sigma)`
+    is the factor of the solver's own representation of a state at `sigma`, and edits are only
+    possible up to `last_step`-from-the-end (steps - 1 - `unreachable_tail`).
+    """
+
+    kind: str = "model_input"
+    scale: Callable[[float], float] | None = None
+    unreachable_tail: int = 0
+
+
+AT_MODEL_INPUT = StateAccess()
+
+
+def at_callback(scale: Callable[[float], float], unreachable_tail: int = 1) -> StateAccess:
+    return StateAccess("callback", scale, unreachable_tail)
 
 
 def _accepts(fn: SamplerFn, name: str) -> bool:
@@ -83,41 +110,239 @@ def _accepts(fn: SamplerFn, name: str) -> bool:
     return name in params
 
 
-def _offset_callback(callback, offset: int):
-    if callback is None:
-        return None
-    return lambda d: callback({**d, "i": d["i"] + offset})
+DryModel = Callable[..., torch.Tensor]
+"""(x, sigma, **model_kwargs) -> a stand-in prediction for a dry run (it may run the call's hooks)."""
 
 
-class _SplitEyes:
-    """The model seen by the sampler on a stereo batch: left views, then right views, as two calls.
+def _half(x, sigma, **kwargs):
+    return x * 0.5
 
-    Attribute access falls through to the wrapped model, which some samplers read.
-    """
 
-    def __init__(self, model, pairs: int, restrict: RestrictFn, mark: MarkFn) -> None:
-        self._model, self._pairs, self._restrict, self._mark = model, pairs, restrict, mark
+class _Probe:
+    """A stand-in model for a dry run: records what the solver passes to the model."""
+
+    def __init__(self, model: Any, dry_model: DryModel) -> None:
+        self._model, self._dry = model, dry_model
+        self.inputs: list[torch.Tensor] = []
+        self.sigmas: list[float] = []
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
     def __call__(self, x, sigma, **kwargs):
-        n = self._pairs
-        info_left, info_right = StereoPass("left"), StereoPass("right")
-        info_right.store = info_left.store
-        out = []
-        for rows, info in ((slice(0, n), info_left), (slice(n, 2 * n), info_right)):
-            model, kw = self._restrict(self._model, kwargs, rows)
-            s = sigma[rows] if sigma.ndim and sigma.shape[0] == x.shape[0] else sigma
-            out.append(model(x[rows], s, **self._mark(kw, info)))
-        return torch.cat(out, dim=0)
+        self.inputs.append(x)
+        self.sigmas.append(float(sigma.reshape(-1)[0]) if isinstance(sigma, torch.Tensor) else float(sigma))
+        return self._dry(x, sigma, **kwargs)
 
 
-class _JointEyes(_SplitEyes):
-    """Both eyes in one batch, marked as a stereo batch (bidirectional attention needs it)."""
+def _same_sigma(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(abs(a), abs(b), 1e-12)
+
+
+def find_state_calls(
+    sampler_fn: SamplerFn,
+    model: Any,
+    like: torch.Tensor,
+    sigmas: torch.Tensor,
+    extra_args: dict,
+    dry_model: DryModel = _half,
+    **options,
+) -> list[int | None]:
+    """For each step i, the index of the model call that receives the solver's state of step i.
+
+    A dry run with a stand-in model (the call sequence of a fixed-step solver depends on the
+    sigmas only). The calls between the callbacks of steps i - 1 and i belong to step i (and to
+    the later stages of step i - 1): the state call is the one that got the very tensor the
+    callback reports as the state, or, for solvers that report a stale tensor there, the last
+    call at sigma_i before the callback. None where there is no such call.
+    """
+    probe = _Probe(model, dry_model)
+    reports: list[tuple[int, torch.Tensor, int]] = []
+    opts = dict(options)
+    if _accepts(sampler_fn, "noise_sampler"):
+        opts["noise_sampler"] = lambda *a, **k: torch.zeros_like(like)
+    sampler_fn(
+        probe, like.clone(), sigmas, extra_args=dict(extra_args), disable=True,
+        callback=lambda d: reports.append((int(d["i"]), d["x"], len(probe.inputs))), **opts,
+    )
+    steps = len(sigmas) - 1
+    found: list[int | None] = [None] * steps
+    previous_calls = 0
+    for i, x, calls in reports:
+        if 0 <= i < steps and found[i] is None:
+            window = range(previous_calls, calls)
+            found[i] = next((j for j in window if probe.inputs[j] is x), None)
+            if found[i] is None:
+                at_sigma = [j for j in window if _same_sigma(probe.sigmas[j], float(sigmas[i]))]
+                found[i] = at_sigma[-1] if at_sigma else None
+        previous_calls = calls
+    return found
+
+
+class PairedNoise:
+    """The sampler's own noise for the left rows, given to the right rows as well.
+
+    Ancestral and SDE solvers add fresh noise at every step. The left rows get exactly the noise
+    a plain run of the N left images draws (same generator, same shape, same seed), so the left
+    views stay the plain render; each right view gets its left view's noise, so divergence 0
+    still gives two identical eyes.
+    """
+
+    def __init__(self, left_sampler: Callable[..., torch.Tensor]) -> None:
+        self.left_sampler = left_sampler
+
+    def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
+        n = self.left_sampler(sigma, sigma_next)
+        return torch.cat([n, n], dim=0)
+
+
+def _balanced_spsmd_source(disparity, settings: StereoShiftSettings):
+    """After a balanced shift the left view is itself warped: SPSMD re-derives the right view from
+    it with the disparity as seen from the left eye, moved by the full parallax."""
+    a_full = displacement(disparity, settings.divergence, settings.convergence)
+    seen = warp_right(disparity.unsqueeze(1), a_full * settings.balance, settings.mode)
+    return seen.image[:, 0], seen.filled
+
+
+class StereoEdits:
+    """The stereo pixel shift and SPSMD on a stereo state of 2N rows, for one latent grid."""
+
+    def __init__(self, settings: StereoShiftSettings, pairs: int, like: torch.Tensor, seed: int | None,
+                 fill_noise: FillNoiseFn | None = None) -> None:
+        self.settings, self.pairs = settings, pairs
+        h, w = like.shape[-2], like.shape[-1]
+        self.disparity = prepare_disparity(
+            settings.disparity.to(like.device), h, w, normalize=False, batch_size=pairs
+        )
+        self.shift_px = displacement(self.disparity, settings.divergence, settings.convergence)
+        self.spsmd_disparity, self.spsmd_source = self.disparity, None
+        if settings.balance > 0.0:
+            self.spsmd_disparity, self.spsmd_source = _balanced_spsmd_source(self.disparity, settings)
+        self.fill_noise = fill_noise or (lambda sigma, noise: noise * sigma.view(-1, *([1] * (noise.ndim - 1))))
+        self.deblur_noise = None
+        if settings.deblur:
+            gen = torch.Generator(device="cpu").manual_seed(int(seed or 0) + DEBLUR_SEED_OFFSET)
+            noise = torch.randn((2, pairs, *like.shape[1:]), generator=gen, dtype=torch.float32)
+            self.deblur_noise = noise.to(device=like.device, dtype=like.dtype)
+
+    def right_view(self, left: torch.Tensor) -> ShiftResult:
+        return warp_left(left, self.shift_px * (1.0 - self.settings.balance), self.settings.mode)
+
+    def left_view(self, left: torch.Tensor) -> ShiftResult:
+        return warp_right(left, self.shift_px * self.settings.balance, self.settings.mode)
+
+    def _fill(self, view: torch.Tensor, holes: torch.Tensor, eye: int, sigma: float, scale: float) -> torch.Tensor:
+        if self.deblur_noise is None:
+            return view
+        s = torch.full((view.shape[0],), float(sigma), dtype=view.dtype, device=view.device)
+        noise = self.fill_noise(s, self.deblur_noise[eye].to(view)) * scale
+        return torch.where(holes.unsqueeze(1), noise.to(view.dtype), view)
+
+    def shift(self, state: torch.Tensor, sigma: float, scale: float = 1.0) -> None:
+        """In place: the right rows become the shift of the left rows (holes: noise or zero)."""
+        n = self.pairs
+        left = state[:n].clone()
+        right = self.right_view(left)
+        state[n:] = self._fill(right.image, right.holes, 1, sigma, scale)
+        if self.settings.balance > 0.0:
+            moved = self.left_view(left)
+            state[:n] = self._fill(moved.image, moved.holes, 0, sigma, scale)
+
+    def spsmd(self, state: torch.Tensor) -> None:
+        """In place: the right rows' filled pixels are copied again from the shifted left rows."""
+        n = self.pairs
+        shifted = warp_left(
+            state[:n],
+            displacement(self.spsmd_disparity, self.settings.divergence, self.settings.convergence),
+            self.settings.mode,
+            self.spsmd_source,
+        )
+        state[n:] = spsmd_copy(state[n:], shifted.image, shifted.filled)
+
+    def apply(self, step: int, schedule: StereoSchedule, state: torch.Tensor, sigma: float, scale: float) -> None:
+        if step == schedule.shift_step:
+            self.shift(state, sigma, scale)
+        elif step in schedule.spsmd_steps:
+            self.spsmd(state)
+
+
+@dataclass
+class _Run:
+    """What the stereo model needs to know while the solver runs."""
+
+    schedule: StereoSchedule
+    edits: StereoEdits
+    sigmas: torch.Tensor
+    edit_calls: dict[int, int] = field(default_factory=dict)  # model call index -> step
+    shifted: bool = False
+    calls: int = 0
+    first_left: Callable[[torch.Tensor], None] | None = None
+
+
+class StereoModel:
+    """The model as the solver sees it on a stereo batch: applies the edits and splits the eyes.
+
+    Attribute access falls through to the wrapped model, which some solvers read.
+    """
+
+    def __init__(self, model, run: _Run, evaluate: EvaluateFn, pairs: int, joint: bool) -> None:
+        self._model, self._run, self._evaluate, self._pairs, self._joint = model, run, evaluate, pairs, joint
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def _sigma_rows(self, sigma, rows: slice, batch: int):
+        return sigma[rows] if sigma.ndim and sigma.shape[0] == batch else sigma
 
     def __call__(self, x, sigma, **kwargs):
-        return self._model(x, sigma, **self._mark(kwargs, self._pairs))
+        run, n = self._run, self._pairs
+        index = run.calls
+        run.calls += 1
+        step = run.edit_calls.get(index)
+        if step is not None:
+            run.edits.apply(step, run.schedule, x, float(run.sigmas[step]), 1.0)
+            run.shifted = run.shifted or step == run.schedule.shift_step
+        batch = x.shape[0]
+        if not run.shifted:
+            out = self._evaluate(self._model, [EyeCall(x[:n], self._sigma_rows(sigma, slice(0, n), batch), slice(0, n))], kwargs, batch)[0]
+            self._check_first(out)
+            # The right rows' prediction is the shifted left one: a multistep history built from it
+            # matches the shifted state once the shift has happened.
+            right = run.edits.right_view(out).image
+            return torch.cat([out, right], dim=0)
+        if self._joint:
+            call = EyeCall(x, sigma, slice(0, batch), n)
+            return self._evaluate(self._model, [call], kwargs, batch)[0]
+        left, right = StereoPass("left"), StereoPass("right")
+        right.store = left.store
+        calls = [
+            EyeCall(x[:n], self._sigma_rows(sigma, slice(0, n), batch), slice(0, n), left),
+            EyeCall(x[n:], self._sigma_rows(sigma, slice(n, batch), batch), slice(n, batch), right),
+        ]
+        outs = self._evaluate(self._model, calls, kwargs, batch)
+        self._check_first(outs[0])
+        return torch.cat(outs, dim=0)
+
+    def _check_first(self, left_out: torch.Tensor) -> None:
+        hook, self._run.first_left = self._run.first_left, None
+        if hook is not None:
+            hook(left_out)
+
+
+def _edit_calls(
+    sampler_fn, model, state, sigmas, schedule: StereoSchedule, extra_args, dry_model, options
+) -> dict[int, int]:
+    state_calls = find_state_calls(sampler_fn, model, state, sigmas, extra_args, dry_model, **options)
+    edit_calls = {}
+    for step in (schedule.shift_step, *schedule.spsmd_steps):
+        call = state_calls[step]
+        if call is None:
+            raise ValueError(
+                "this sampler does not pass its state to the model at the start of a step, so the "
+                "stereo shift cannot act on it"
+            )
+        edit_calls[call] = step
+    return edit_calls
 
 
 def stereo_sample(
@@ -128,83 +353,63 @@ def stereo_sample(
     *,
     schedule: StereoSchedule,
     settings: StereoShiftSettings,
-    restrict: RestrictFn,
-    mark: MarkFn,
+    evaluate: EvaluateFn,
     joint: bool = False,
+    access: StateAccess = AT_MODEL_INPUT,
+    noise_sampler_factory: NoiseSamplerFactory | None = None,
+    fill_noise: FillNoiseFn | None = None,
     extra_args: dict | None = None,
     callback=None,
     disable=None,
     start: torch.Tensor | None = None,
+    check_first_left: Callable[[torch.Tensor], None] | None = None,
+    edits: StereoEdits | None = None,
+    dry_model: DryModel = _half,
     **options,
 ) -> torch.Tensor:
-    """Run `sampler_fn` over `sigmas` on the stereo batch `x` (2N) with the StereoDiffusion edits.
+    """Run `sampler_fn` once over `sigmas` from the N left states `x` and return the stereo batch 2N.
 
     After the shift the model sees the eyes as two calls (left, then right), unless `joint`: a
     patch that needs both eyes in one batch (bidirectional attention) asks for that.
-    `start` (N, ...) replaces the left views of the initial state (an inverted photo).
+    `start` (N, ...) replaces the initial states (an inverted photo). `check_first_left` sees the
+    first prediction of the left rows (to check that an inversion fits this model). `edits`, if
+    given, must have been made for these settings and this latent (the caller may need them too).
+    `dry_model` stands in for the model in the dry run that locates the solver's state.
     """
     extra_args = dict(extra_args or {})
     steps = len(sigmas) - 1
     if steps != schedule.steps:
         raise ValueError(f"schedule planned for {schedule.steps} steps but the sampler got {steps}")
-    if x.shape[0] % 2:
-        raise ValueError(f"the latent batch {x.shape[0]} is not a stereo batch (2N: N lefts, then N rights)")
-    pairs = x.shape[0] // 2
-    # Values are used as given (0 = far, 1 = near): normalising is the disparity nodes' choice
-    # (per image, or per batch for video), not the sampler's.
-    disparity = prepare_disparity(
-        settings.disparity.to(x.device), x.shape[-2], x.shape[-1], normalize=False, batch_size=pairs
-    )
-    left = x[:pairs] if start is None else start.to(device=x.device, dtype=x.dtype)
+    left = x if start is None else start.to(device=x.device, dtype=x.dtype)
+    pairs = left.shape[0]
+    if edits is None:
+        edits = StereoEdits(settings, pairs, left, extra_args.get("seed"), fill_noise)
+    # Until the shift the right rows follow the shifted left rows (state and prediction), so that a
+    # solver's history, which may hold states as well as predictions, agrees with the shifted state.
+    state = torch.cat([left, edits.right_view(left).image], dim=0)
+    run = _Run(schedule, edits, sigmas, first_left=check_first_left)
 
-    noise_sampler = None
-    if _accepts(sampler_fn, "noise_sampler") and "noise_sampler" not in options:
-        noise_sampler = _PairedNoise(x, extra_args.get("seed"), pairs)
+    opts = dict(options)
+    if noise_sampler_factory is not None and _accepts(sampler_fn, "noise_sampler") and "noise_sampler" not in opts:
+        opts["noise_sampler"] = PairedNoise(noise_sampler_factory(left))
 
-    def run(model_, state, a, b, args, paired_noise):
-        opts = dict(options)
-        if paired_noise is not None:
-            opts["noise_sampler"] = paired_noise
-        return sampler_fn(model_, state, sigmas[a : b + 1], extra_args=args,
-                          callback=_offset_callback(callback, a), disable=disable, **opts)
+    inner_callback = callback
+    if access.kind == "model_input":
+        run.edit_calls = _edit_calls(sampler_fn, model, state, sigmas, schedule, extra_args, dry_model, options)
+    else:
+        last = steps - 1 - access.unreachable_tail
+        if schedule.shift_step > last or any(s > last for s in schedule.spsmd_steps):
+            raise ValueError(f"with this sampler, stereo edits are possible up to step {last} of {steps}")
 
-    segments = _segments(schedule)
-    # Before the shift: the left views alone.
-    a, b = segments[0]
-    left_model, left_args = restrict(model, extra_args, slice(0, pairs))
-    half_noise = None
-    if noise_sampler is not None:
-        half_noise = lambda s=None, sn=None: noise_sampler(s, sn)[:pairs]  # noqa: E731
-    left = run(left_model, left, a, b, left_args, half_noise)
+        def inner_callback(d):
+            step = int(d["i"])
+            if step == schedule.shift_step or step in schedule.spsmd_steps:
+                sigma = float(sigmas[step])
+                edits.apply(step, schedule, d["x"], sigma, float(access.scale(sigma)))
+                run.shifted = run.shifted or step == schedule.shift_step
+            if callback is not None:
+                callback(d)
 
-    # The shift, on the state at the shift step.
-    views = stereo_views(left, disparity, settings.divergence, settings.convergence, settings.balance, settings.mode)
-    new_left, right = views.left.image, views.right.image
-    if settings.deblur:
-        gen = torch.Generator(device="cpu").manual_seed(int(extra_args.get("seed") or 0) + 0xDEB)
-        noise = torch.randn((2, *right.shape), generator=gen, dtype=torch.float32).to(right)
-        right = deblur_fill(right, views.right.holes, noise[1], sigmas[b])
-        if settings.balance > 0.0:
-            new_left = deblur_fill(new_left, views.left.holes, noise[0], sigmas[b])
-    state = torch.cat([new_left, right], dim=0)
-    # After a balanced shift the left view is itself warped, so SPSMD re-derives the right view
-    # from it with the disparity as seen from the left eye, moved by the full parallax.
-    spsmd_disparity, spsmd_source = disparity, None
-    if settings.balance > 0.0:
-        a_full = displacement(disparity, settings.divergence, settings.convergence)
-        seen = warp_right(disparity.unsqueeze(1), a_full * settings.balance, settings.mode)
-        spsmd_disparity, spsmd_source = seen.image[:, 0], seen.filled
-
-    stereo_model = (_JointEyes if joint else _SplitEyes)(model, pairs, restrict, mark)
-    for a, b in segments[1:]:
-        if a in schedule.spsmd_steps:
-            lefts, rights = state[:pairs], state[pairs:]
-            shifted = warp_left(
-                lefts,
-                displacement(spsmd_disparity, settings.divergence, settings.convergence),
-                settings.mode,
-                spsmd_source,
-            )
-            state = torch.cat([lefts, spsmd_copy(rights, shifted.image, shifted.filled)], dim=0)
-        state = run(stereo_model, state, a, b, extra_args, noise_sampler)
-    return state
+    stereo_model = StereoModel(model, run, evaluate, pairs, joint)
+    return sampler_fn(stereo_model, state, sigmas, extra_args=extra_args, callback=inner_callback,
+                      disable=disable, **opts)

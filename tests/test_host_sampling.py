@@ -136,62 +136,125 @@ def test_three_pairs_non_square_and_partial_denoise(tiny_sd15):
     assert torch.equal(patched[:3], plain)
 
 
-class _SpyEuler:
-    def __init__(self, monkeypatch):
-        import comfy.k_diffusion.sampling as kd
+def _record_right_inputs(model):
+    """A clone of `model` that records the inputs of the right-eye passes (the stereo pass marks)."""
+    from stereo_pack.stereo_ops.attention import STEREO_PASS_OPTION
 
-        self.calls = []
-        original = kd.sample_euler
+    seen = []
+    patched = model.clone()
 
-        def spy(model, x, sigmas, *args, **kwargs):
-            self.calls.append((x.clone(), sigmas.clone()))
-            return original(model, x, sigmas, *args, **kwargs)
+    def wrapper(apply_model, args):
+        stereo_pass = args["c"].get("transformer_options", {}).get(STEREO_PASS_OPTION)
+        seen.append((stereo_pass.role if stereo_pass else None, args["input"].clone(), args["timestep"].clone()))
+        return apply_model(args["input"], args["timestep"], **args["c"])
 
-        monkeypatch.setattr(kd, "sample_euler", spy)
+    patched.set_model_unet_function_wrapper(wrapper)
+    return patched, seen
 
 
 @pytest.mark.parametrize("subpixel", [False, True])
-def test_shift_and_spsmd_act_on_the_solver_state_in_the_host(tiny_sd15, monkeypatch, subpixel):
+@pytest.mark.parametrize("sampler", ["euler", "heun", "dpmpp_2m", "ipndm"])
+def test_the_shift_acts_on_the_solver_state_of_the_shift_step_in_the_host(tiny_sd15, subpixel, sampler):
     from stereo_pack.stereo_ops import prepare_disparity, stereo_pixel_shift
 
-    spy = _SpyEuler(monkeypatch)
+    model, seen = _record_right_inputs(tiny_sd15)
     disparity = torch.rand(1, 64, 96, generator=torch.Generator().manual_seed(9))
-    _stereo(tiny_sd15, latent={"samples": torch.zeros(1, 4, 8, 12)}, disparity=disparity,
-            steps=20, deblur=False, subpixel=subpixel)
+    _stereo(model, latent={"samples": torch.zeros(1, 4, 8, 12)}, disparity=disparity, steps=20, deblur=False,
+            subpixel=subpixel, sampler_name=sampler, cfg=1.0)
     mode = "subpixel" if subpixel else "integer"
     d = prepare_disparity(disparity, 8, 12, normalize=False)
-    assert [len(s) - 1 for _, s in spy.calls] == [4, 4, 4, 4, 4]  # shift at 4, SPSMD at 8, 12, 16
-    assert spy.calls[0][0].shape[0] == 1  # the left alone before the shift
-    x, _ = spy.calls[1]
-    shifted = stereo_pixel_shift(x[:1], d, 20.0, mode=mode)
-    assert torch.equal(x[1:], shifted.image)
-    for x, _ in spy.calls[2:]:
-        shifted = stereo_pixel_shift(x[:1], d, 20.0, mode=mode)
-        f = shifted.filled.unsqueeze(1).expand_as(shifted.image)
-        assert torch.equal(x[1:][f], shifted.image[f])
+    first_left = next(i for i, (role, _, _) in enumerate(seen) if role == "left")
+    assert all(role is None for role, _, _ in seen[:first_left])  # only the left rows before the shift
+    (_, left, t_left), (role, right, t_right) = seen[first_left], seen[first_left + 1]
+    assert role == "right" and torch.equal(t_left, t_right)
+    # cfg 1: one conditioning chunk; the host scales the state by c_in alike for both eyes
+    shifted = stereo_pixel_shift(left, d, 20.0, mode=mode)
+    torch.testing.assert_close(right, shifted.image, rtol=1e-6, atol=1e-6)
 
 
-def test_stereo_sampler_in_sampler_custom_advanced(tiny_sd15):
+def _custom_advanced(model, sampler, latent, noise_seed=0, sigmas=None):
     import comfy.sample
     import comfy.samplers
 
-    disparity = torch.rand(1, 64, 64)
+    if sigmas is None:
+        sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "karras", 12)
+    noise = comfy.sample.prepare_noise(latent, noise_seed)
+    return comfy.sample.sample_custom(model, noise, 5.0, sampler, sigmas, tiny_conditioning(seed=1),
+                                      tiny_conditioning(seed=2), latent, seed=noise_seed)
+
+
+def test_stereo_sampler_makes_a_pair_of_every_image_and_keeps_the_plain_lefts(tiny_sd15):
+    import comfy.samplers
+
+    g = torch.Generator().manual_seed(4)
+    latent = torch.randn(2, 4, 8, 8, generator=g)  # two different images, no Repeat Latent Batch
+    sigmas = comfy.samplers.calculate_sigmas(tiny_sd15.get_model_object("model_sampling"), "karras", 12)[4:]
+    for name in ("dpmpp_2m", "euler_ancestral"):
+        sampler = _node("StereoSampler").execute(
+            sampler_name=name, disparity=torch.rand(2, 64, 64, generator=g), divergence=20.0, convergence=0.0,
+            subpixel=True, balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True,
+        ).result[0]
+        out = _custom_advanced(tiny_sd15, sampler, latent, sigmas=sigmas)
+        plain = _custom_advanced(tiny_sd15, comfy.samplers.sampler_object(name), latent, sigmas=sigmas)
+        assert out.shape == (4, 4, 8, 8)
+        assert torch.equal(out[:2], plain)
+        assert not torch.equal(out[2:], out[:2])
+
+
+def test_stereo_sampler_with_divergence_zero_gives_identical_eyes(tiny_sd15):
     sampler = _node("StereoSampler").execute(
-        sampler_name="dpmpp_2m", disparity=disparity, divergence=0.0, convergence=0.0, subpixel=True,
+        sampler_name="dpmpp_2m", disparity=torch.rand(1, 64, 64), divergence=0.0, convergence=0.0, subpixel=True,
         balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True,
     ).result[0]
-    sigmas = comfy.samplers.calculate_sigmas(tiny_sd15.get_model_object("model_sampling"), "karras", 12)
-    latent = torch.zeros(2, 4, 8, 8)  # Repeat Latent Batch x2 of one image
-    noise = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))  # any noise
-    out = comfy.sample.sample_custom(tiny_sd15, noise, 5.0, sampler, sigmas, tiny_conditioning(seed=1),
-                                     tiny_conditioning(seed=2), latent, seed=1)
-    assert torch.equal(out[0], out[1])
+    out = _custom_advanced(tiny_sd15, sampler, torch.zeros(1, 4, 8, 8))
+    assert out.shape == (2, 4, 8, 8) and torch.equal(out[0], out[1])
+
+
+def test_inpainting_moves_the_kept_area_with_the_stereo_shift(tiny_sd15):
+    from stereo_pack.stereo_ops import prepare_disparity, stereo_pixel_shift
+
+    g = torch.Generator().manual_seed(6)
+    source = torch.randn(1, 4, 8, 16, generator=g)
+    mask = torch.ones(1, 64, 128)
+    mask[:, :, :64] = 0.0  # keep the left half of the picture, paint the rest
+    disparity = torch.linspace(0, 1, 128).expand(1, 64, 128).clone()
+    out = _stereo(tiny_sd15, latent={"samples": source, "noise_mask": mask}, disparity=disparity,
+                  divergence=25.0, steps=10, subpixel=False)
+    d = prepare_disparity(disparity, 8, 16, normalize=False)
+    keep = (1.0 - torch.nn.functional.interpolate(mask[:, None], size=(8, 16), mode="bilinear")).expand(1, 4, 8, 16)
+    left_keep = keep > 0.999
+    # the left keeps its source as KSampler does (up to the host's latent scaling round trip)
+    torch.testing.assert_close(out[:1][left_keep], source[left_keep], rtol=1e-5, atol=1e-6)
+    shifted_source = stereo_pixel_shift(source, d, 25.0, mode="integer")
+    shifted_keep = stereo_pixel_shift(keep, d, 25.0, mode="integer")
+    right_keep = (shifted_keep.image > 0.999) & shifted_keep.filled.unsqueeze(1)
+    assert right_keep.sum() > 20
+    torch.testing.assert_close(out[1:][right_keep], shifted_source.image[right_keep], rtol=1e-5, atol=1e-6)
+    # the kept area has depth: it is not the unshifted source
+    assert (out[1:][left_keep] - source[left_keep]).abs().max() > 0.1
 
 
 def test_v_prediction_sd2_model_runs(host):
     model = tiny_model("sd20", prediction="v")
     out = _stereo(_patched(model, "bidirectional"))
     assert torch.isfinite(out).all()
+
+
+def test_disparity_outside_zero_to_one_is_refused_with_the_fix(tiny_sd15):
+    with pytest.raises(ValueError, match=r"0 to 255.*Depth to Disparity"):
+        _stereo(tiny_sd15, disparity=torch.linspace(0, 255, 64 * 64).view(1, 64, 64))
+    with pytest.raises(ValueError, match="Depth to Disparity"):
+        _node("StereoSampler").execute(
+            sampler_name="euler", disparity=torch.full((1, 8, 8), -0.5), divergence=5.0, convergence=0.0,
+            subpixel=True, balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True,
+        )
+
+
+def test_a_four_dimensional_single_channel_map_is_accepted_like_a_mask(tiny_sd15):
+    disparity = torch.rand(1, 64, 64, generator=torch.Generator().manual_seed(2))
+    as_mask = _stereo(tiny_sd15, disparity=disparity)
+    as_4d = _stereo(tiny_sd15, disparity=disparity[:, None])
+    assert torch.equal(as_mask, as_4d)
 
 
 def test_bad_inputs_get_clear_errors(tiny_sd15):
