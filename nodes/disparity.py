@@ -131,21 +131,30 @@ class StereoEstimateDisparity(io.ComfyNode):
 
     @classmethod
     def execute(cls, disparity_model, image, resolution, normalization, batch_size=1) -> io.NodeOutput:
-        image = check_image_batch(image)
-        patcher = disparity_model.patcher
-        mm.load_models_gpu([patcher])
-        progress = comfy.utils.ProgressBar(image.shape[0])
-
-        def on_batch(done: int) -> None:
-            progress.update(done)
-            mm.throw_exception_if_processing_interrupted()
-
-        disparity = estimate_disparity(
-            patcher.model, disparity_model.architecture, image, resolution,
-            per_batch=normalization == "per batch", device=patcher.load_device,
-            dtype=disparity_model.dtype, batch_size=batch_size, on_batch=on_batch,
-        ).to(mm.intermediate_device())
+        disparity = run_disparity_model(disparity_model, image, resolution, normalization == "per batch", batch_size)
         return io.NodeOutput(disparity, disparity.unsqueeze(-1).expand(-1, -1, -1, 3).contiguous())
+
+
+def run_disparity_model(
+    disparity_model: DisparityModel, image: torch.Tensor, resolution: int = 0, per_batch: bool = False,
+    batch_size: int = 1, progress: bool = True,
+) -> torch.Tensor:
+    """Disparity (B, H, W) of RGB images, as Estimate Disparity computes it (also used by the samplers)."""
+    image = check_image_batch(image)
+    patcher = disparity_model.patcher
+    mm.load_models_gpu([patcher])
+    bar = comfy.utils.ProgressBar(image.shape[0]) if progress else None
+
+    def on_batch(done: int) -> None:
+        if bar is not None:
+            bar.update(done)
+        mm.throw_exception_if_processing_interrupted()
+
+    return estimate_disparity(
+        patcher.model, disparity_model.architecture, image, resolution,
+        per_batch=per_batch, device=patcher.load_device,
+        dtype=disparity_model.dtype, batch_size=batch_size, on_batch=on_batch,
+    ).to(mm.intermediate_device())
 
 
 NODES = [StereoDisparityModelLoader, StereoEstimateDisparity]

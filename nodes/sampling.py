@@ -11,10 +11,17 @@ import torch
 from comfy_api.latest import io
 
 from ..stereo_ops import duplicate_for_stereo
-from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range
+from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range, prepare_disparity
 from ..stereo_ops.sampling import StereoShiftSettings
 from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
-from .sampling_runtime import check_sampler_name, stereo_ksampler_object, supported_samplers
+from .sampling_runtime import (
+    EYES,
+    UsedDisparity,
+    check_sampler_name,
+    prediction_disparity,
+    stereo_ksampler_object,
+    supported_samplers,
+)
 
 CATEGORY = "stereo/sampling"
 
@@ -26,8 +33,10 @@ def stereo_inputs() -> list:
     """The method's inputs, shared by StereoKSampler and StereoSampler."""
     return [
         io.Mask.Input(
-            "disparity",
+            "disparity", optional=True,
             tooltip="Disparity map, 0 = far, 1 = near (StereoEstimateDisparity or StereoDepthToDisparity). "
+            "Leave it unconnected and connect disparity_model and vae to estimate it from the sampler's own "
+            "prediction instead (one pass); a connected map always wins. "
             "One map for every image, or one per image; any size, resized to the latent. Values must lie in "
             "0..1: other ranges (a 0..255 map, raw depth) are refused; rescale them with Depth to Disparity.",
         ),
@@ -73,12 +82,68 @@ def stereo_inputs() -> list:
     ]
 
 
+def one_pass_inputs() -> list:
+    """Optional inputs for the one-pass disparity and the eyes' batching (after all older inputs)."""
+    return [
+        io.Custom("DISPARITY_MODEL").Input(
+            "disparity_model", optional=True,
+            tooltip="One-pass text to stereo: with no disparity map connected, the sampler decodes its own "
+            "prediction of each left image at the shift step with `vae` and estimates its disparity with this "
+            "model (as Estimate Disparity does). The map used is the `disparity` output.",
+        ),
+        io.Vae.Input(
+            "vae", optional=True,
+            tooltip="Decodes the prediction for the one-pass disparity: the checkpoint's VAE, or a fast "
+            "TAESD-style decoder loaded with Load VAE (taesd, taesdxl, ...).",
+        ),
+        io.Boolean.Input(
+            "refresh", default=False, optional=True,
+            tooltip="One-pass only: estimate the disparity again at every SPSMD step from the newer prediction "
+            "(sharper maps, one decode and one depth estimate per SPSMD step).",
+        ),
+        io.Combo.Input(
+            "eyes", options=list(EYES), default="batched", optional=True,
+            tooltip="batched: after the shift both eyes are one model call (faster; the left images equal a plain "
+            "KSampler's up to the rounding of a bigger batch). separate: two calls, the left images are "
+            "bit-identical to a plain KSampler's.",
+        ),
+    ]
+
+
 def shift_settings(disparity, divergence, convergence, subpixel, balance, deblur) -> StereoShiftSettings:
-    disparity = check_disparity_range(as_disparity_batch(disparity))
+    if disparity is not None:
+        disparity = check_disparity_range(as_disparity_batch(disparity))
     return StereoShiftSettings(
         disparity=disparity, divergence=float(divergence), convergence=float(convergence),
         mode="subpixel" if subpixel else "integer", balance=float(balance), deblur=bool(deblur),
     )
+
+
+def one_pass_estimator(disparity, disparity_model, vae, used: UsedDisparity):
+    """The estimate for the sampler when no map is connected; names what is missing otherwise."""
+    if disparity is not None:
+        return None
+    if disparity_model is None and vae is None:
+        raise ValueError(
+            "disparity: connect a disparity map (Estimate Disparity, Depth to Disparity), or connect "
+            "disparity_model and vae to estimate it from the sampler's own prediction"
+        )
+    if disparity_model is None:
+        raise ValueError("disparity_model: one-pass disparity needs a depth model (Load Disparity Model) besides the vae")
+    if vae is None:
+        raise ValueError(
+            "vae: one-pass disparity needs a VAE to decode the prediction (the checkpoint's VAE, or a TAESD "
+            "decoder from Load VAE) besides the disparity_model"
+        )
+    return prediction_disparity(vae, disparity_model, used)
+
+
+def image_size_map(disparity: torch.Tensor, pairs: int, latent: torch.Tensor, model, vae=None) -> torch.Tensor:
+    """A given map as the `disparity` output: one per image, at the decoded image's size."""
+    ratio = vae.spacial_compression_decode() if vae is not None else getattr(
+        model.model.latent_format, "spacial_downscale_ratio", 8)
+    height, width = latent.shape[-2] * ratio, latent.shape[-1] * ratio
+    return prepare_disparity(disparity, height, width, normalize=False, batch_size=pairs).contiguous()
 
 
 def _check_disparity_count(disparity: torch.Tensor, pairs: int) -> None:
@@ -151,15 +216,23 @@ class StereoKSampler(io.ComfyNode):
                     "model, cfg and steps as the inversion, sampler euler or ddim (scheduler and denoise are "
                     "taken from the inversion).",
                 ),
+                *one_pass_inputs(),
             ],
-            outputs=[io.Latent.Output(display_name="stereo_latent", tooltip="Stereo batch: N lefts, then N rights.")],
+            outputs=[
+                io.Latent.Output(display_name="stereo_latent", tooltip="Stereo batch: N lefts, then N rights."),
+                io.Mask.Output(
+                    display_name="disparity",
+                    tooltip="The disparity used, one map per image at the image's size (estimated in one pass, "
+                    "or the connected map resized).",
+                ),
+            ],
         )
 
     @classmethod
     def execute(
-        cls, model, positive, negative, latent_image, disparity, divergence, convergence, subpixel,
-        balance, shift_at, spsmd, spsmd_interval, deblur, seed, steps, cfg, sampler_name, scheduler,
-        denoise, inversion=None,
+        cls, model, positive, negative, latent_image, divergence, convergence, subpixel, balance, shift_at,
+        spsmd, spsmd_interval, deblur, seed, steps, cfg, sampler_name, scheduler, denoise, disparity=None,
+        inversion=None, disparity_model=None, vae=None, refresh=False, eyes="batched",
     ) -> io.NodeOutput:
         latent = image_latent(model, latent_image)
         pairs = latent.shape[0]
@@ -167,7 +240,11 @@ class StereoKSampler(io.ComfyNode):
             raise ValueError(f"steps must be at least 2 for stereo sampling, got {steps}")
         check_sampler_name(sampler_name)
         settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur)
-        _check_disparity_count(settings.disparity, pairs)
+        used = UsedDisparity()
+        estimate_for = one_pass_estimator(settings.disparity, disparity_model, vae, used)
+        if settings.disparity is not None:
+            _check_disparity_count(settings.disparity, pairs)
+            used.map = image_size_map(settings.disparity, pairs, latent, model, vae)
         start, check = None, None
         if inversion is not None:
             check_inversion_fits(inversion, model, latent, cfg, steps)
@@ -188,10 +265,12 @@ class StereoKSampler(io.ComfyNode):
         out = {k: v for k, v in latent_image.items() if k not in ("samples", "batch_index", "noise_mask")}
         if sigmas.shape[-1] <= 1:  # denoise 0: nothing to do, both eyes are the input
             out["samples"] = duplicate_for_stereo(latent)
-            return io.NodeOutput(out)
+            return io.NodeOutput(out, used.map)
         if sigmas.shape[-1] - 1 < 2:
             raise ValueError("denoise is too low: fewer than 2 steps would run; raise denoise or steps")
-        sampler = stereo_ksampler_object(sampler_name, settings, shift_at, spsmd, spsmd_interval, start, check)
+        sampler = stereo_ksampler_object(
+            sampler_name, settings, shift_at, spsmd, spsmd_interval, start, check, estimate_for, refresh, eyes,
+        )
 
         # N images in, 2N out: the left rows get exactly the noise and inputs of a plain KSampler.
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
@@ -201,7 +280,7 @@ class StereoKSampler(io.ComfyNode):
             noise_mask=latent_image.get("noise_mask"), callback=callback,
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed,
         )
-        return io.NodeOutput(out)
+        return io.NodeOutput(out, used.map)
 
 
 class StereoSampler(io.ComfyNode):
@@ -221,17 +300,22 @@ class StereoSampler(io.ComfyNode):
                     tooltip="The underlying step-wise sampler (dpm_fast and dpm_adaptive are not supported).",
                 ),
                 *stereo_inputs(),
+                *one_pass_inputs(),
             ],
             outputs=[io.Sampler.Output(tooltip="A SAMPLER that makes stereo batches.")],
         )
 
     @classmethod
     def execute(
-        cls, sampler_name, disparity, divergence, convergence, subpixel, balance, shift_at, spsmd,
-        spsmd_interval, deblur,
+        cls, sampler_name, divergence, convergence, subpixel, balance, shift_at, spsmd, spsmd_interval, deblur,
+        disparity=None, disparity_model=None, vae=None, refresh=False, eyes="batched",
     ) -> io.NodeOutput:
         settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur)
-        return io.NodeOutput(stereo_ksampler_object(sampler_name, settings, shift_at, spsmd, spsmd_interval))
+        estimate_for = one_pass_estimator(settings.disparity, disparity_model, vae, UsedDisparity())
+        return io.NodeOutput(stereo_ksampler_object(
+            sampler_name, settings, shift_at, spsmd, spsmd_interval, estimate_for=estimate_for,
+            refresh=refresh, eyes=eyes,
+        ))
 
 
 NODES = [StereoKSampler, StereoSampler]

@@ -14,6 +14,7 @@ import math
 from typing import Callable
 
 import comfy.k_diffusion.sampling as k_sampling
+import comfy.model_management
 import comfy.samplers
 import torch
 
@@ -219,6 +220,41 @@ def _fill_noise(model_k):
     return lambda sigma, noise: sampling.noise_scaling(sigma, noise.clone(), torch.zeros_like(noise))
 
 
+EYES = ("batched", "separate")
+
+
+class UsedDisparity:
+    """Where a sampler leaves the disparity it used, at image size (N, H, W), for its output."""
+
+    def __init__(self) -> None:
+        self.map: torch.Tensor | None = None
+
+
+def prediction_disparity(vae, disparity_model, used: UsedDisparity):
+    """The one-pass estimate: decode the sampler's prediction of the left images with `vae` and run
+    the disparity model on it, as Estimate Disparity does (per image normalisation, native size)."""
+    from .disparity import run_disparity_model  # the depth networks are an optional part
+
+    def estimate_for(model_k):
+        patcher = model_k.inner_model.model_patcher
+
+        def estimate(prediction: torch.Tensor) -> torch.Tensor:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            latent = patcher.model.process_latent_out(prediction.detach().float())
+            images = vae.decode(latent.to(comfy.model_management.intermediate_device()))
+            if images.ndim == 5:  # decoders of video-capable VAEs add a frame axis
+                images = images.reshape(-1, *images.shape[-3:])
+            disparity = run_disparity_model(disparity_model, images[..., :3], progress=False)
+            # Decoding and estimating may have pushed the diffusion model out of the device memory.
+            comfy.model_management.load_models_gpu([patcher])
+            used.map = disparity
+            return disparity
+
+        return estimate
+
+    return estimate_for
+
+
 def stereo_ksampler_object(
     sampler_name: str,
     settings: StereoShiftSettings,
@@ -227,8 +263,18 @@ def stereo_ksampler_object(
     spsmd_interval: float,
     start: torch.Tensor | None = None,
     check_first_left: Callable[[torch.Tensor], None] | None = None,
+    estimate_for=None,
+    refresh: bool = False,
+    eyes: str = "batched",
 ) -> comfy.samplers.KSAMPLER:
-    """A host SAMPLER that runs `sampler_name` with the stereo edits: N images in, 2N out."""
+    """A host SAMPLER that runs `sampler_name` with the stereo edits: N images in, 2N out.
+
+    `estimate_for(model_k)` gives the one-pass estimate when the settings carry no disparity;
+    `eyes` "batched" evaluates both eyes in one model call after the shift, "separate" in two
+    (the left images are then bit-identical to the plain sampler's).
+    """
+    if eyes not in EYES:
+        raise ValueError(f"eyes must be one of {', '.join(EYES)}, got {eyes!r}")
     check_sampler_name(sampler_name)
     inner = comfy.samplers.sampler_object(sampler_name)
     if not isinstance(inner, comfy.samplers.KSAMPLER):
@@ -250,10 +296,11 @@ def stereo_ksampler_object(
             return stereo_sample(
                 inner.sampler_function, model, x, sigmas,
                 schedule=schedule, settings=settings, evaluate=make_evaluate(rows),
-                joint=_needs_joint_batch(extra_args), access=access,
+                joint=eyes == "batched" or _needs_joint_batch(extra_args), access=access,
                 noise_sampler_factory=left_noise_factory(sampler_name, sigmas, extra_args.get("seed")),
                 extra_args=extra_args, callback=callback, disable=disable, start=start,
-                check_first_left=check_first_left, edits=edits, dry_model=dry_model, **options,
+                check_first_left=check_first_left, edits=edits, dry_model=dry_model,
+                estimate=estimate_for(model) if estimate_for is not None else None, refresh=refresh, **options,
             )
         except ValueError as exc:
             if "does not pass its state" in str(exc):

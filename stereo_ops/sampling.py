@@ -50,9 +50,10 @@ DEBLUR_SEED_OFFSET = 0xDEB
 
 @dataclass(frozen=True)
 class StereoShiftSettings:
-    """What the edits do. `disparity` is one map (H, W) or one per pair (N, H, W), any size, 0..1."""
+    """What the edits do. `disparity` is one map (H, W) or one per pair (N, H, W), any size, 0..1,
+    or None when it is estimated during sampling."""
 
-    disparity: torch.Tensor
+    disparity: torch.Tensor | None
     divergence: float
     convergence: float = 0.0
     mode: ShiftMode = "subpixel"
@@ -73,6 +74,10 @@ class EyeCall:
     rows: slice
     info: Any = None
 
+
+# (left predictions (N, C, h, w)) -> their disparity maps (N, H, W) in [0, 1], near = 1: the
+# disparity estimated from the sampler's own prediction (one-pass text to stereo).
+EstimateFn = Callable[[torch.Tensor], torch.Tensor]
 
 # (model, calls, model_kwargs, batch) -> one output per call. Supplied by the host adapter: it
 # restricts per-row host state (inpainting latents, masks) to the rows, marks each call for the
@@ -205,19 +210,19 @@ def _balanced_spsmd_source(disparity, settings: StereoShiftSettings):
 
 
 class StereoEdits:
-    """The stereo pixel shift and SPSMD on a stereo state of 2N rows, for one latent grid."""
+    """The stereo pixel shift and SPSMD on a stereo state of 2N rows, for one latent grid.
+
+    The disparity may arrive late (estimated from the sampler's own prediction at the shift step):
+    until it is set, both eyes' views are the left view itself.
+    """
 
     def __init__(self, settings: StereoShiftSettings, pairs: int, like: torch.Tensor, seed: int | None,
                  fill_noise: FillNoiseFn | None = None) -> None:
         self.settings, self.pairs = settings, pairs
-        h, w = like.shape[-2], like.shape[-1]
-        self.disparity = prepare_disparity(
-            settings.disparity.to(like.device), h, w, normalize=False, batch_size=pairs
-        )
-        self.shift_px = displacement(self.disparity, settings.divergence, settings.convergence)
-        self.spsmd_disparity, self.spsmd_source = self.disparity, None
-        if settings.balance > 0.0:
-            self.spsmd_disparity, self.spsmd_source = _balanced_spsmd_source(self.disparity, settings)
+        self.grid = (like.shape[-2], like.shape[-1])
+        self.disparity = None
+        if settings.disparity is not None:
+            self.set_disparity(settings.disparity.to(like.device))
         self.fill_noise = fill_noise or (lambda sigma, noise: noise * sigma.view(-1, *([1] * (noise.ndim - 1))))
         self.deblur_noise = None
         if settings.deblur:
@@ -225,10 +230,26 @@ class StereoEdits:
             noise = torch.randn((2, pairs, *like.shape[1:]), generator=gen, dtype=torch.float32)
             self.deblur_noise = noise.to(device=like.device, dtype=like.dtype)
 
+    def set_disparity(self, disparity: torch.Tensor) -> None:
+        """Use this map (one, or one per pair; any size, 0..1) from now on."""
+        h, w = self.grid
+        self.disparity = prepare_disparity(disparity, h, w, normalize=False, batch_size=self.pairs)
+        self.shift_px = displacement(self.disparity, self.settings.divergence, self.settings.convergence)
+        self.spsmd_disparity, self.spsmd_source = self.disparity, None
+        if self.settings.balance > 0.0:
+            self.spsmd_disparity, self.spsmd_source = _balanced_spsmd_source(self.disparity, self.settings)
+
+    def _unmoved(self, view: torch.Tensor) -> ShiftResult:
+        return ShiftResult(view, torch.ones((view.shape[0], *view.shape[2:]), dtype=torch.bool, device=view.device))
+
     def right_view(self, left: torch.Tensor) -> ShiftResult:
+        if self.disparity is None:
+            return self._unmoved(left)
         return warp_left(left, self.shift_px * (1.0 - self.settings.balance), self.settings.mode)
 
     def left_view(self, left: torch.Tensor) -> ShiftResult:
+        if self.disparity is None:
+            return self._unmoved(left)
         return warp_right(left, self.shift_px * self.settings.balance, self.settings.mode)
 
     def _fill(self, view: torch.Tensor, holes: torch.Tensor, eye: int, sigma: float, scale: float) -> torch.Tensor:
@@ -277,6 +298,17 @@ class _Run:
     shifted: bool = False
     calls: int = 0
     first_left: Callable[[torch.Tensor], None] | None = None
+    estimate: EstimateFn | None = None
+    refresh: bool = False
+    last_left: torch.Tensor | None = None
+
+    def edit(self, step: int, state: torch.Tensor, scale: float) -> None:
+        """The edit of `step` on `state`, after a new disparity estimate where one is due."""
+        is_shift = step == self.schedule.shift_step
+        if self.estimate is not None and (is_shift or self.refresh) and self.last_left is not None:
+            self.edits.set_disparity(self.estimate(self.last_left))
+        self.edits.apply(step, self.schedule, state, float(self.sigmas[step]), scale)
+        self.shifted = self.shifted or is_shift
 
 
 class StereoModel:
@@ -300,19 +332,20 @@ class StereoModel:
         run.calls += 1
         step = run.edit_calls.get(index)
         if step is not None:
-            run.edits.apply(step, run.schedule, x, float(run.sigmas[step]), 1.0)
-            run.shifted = run.shifted or step == run.schedule.shift_step
+            run.edit(step, x, 1.0)
         batch = x.shape[0]
         if not run.shifted:
             out = self._evaluate(self._model, [EyeCall(x[:n], self._sigma_rows(sigma, slice(0, n), batch), slice(0, n))], kwargs, batch)[0]
-            self._check_first(out)
+            self._left_prediction(out)
             # The right rows' prediction is the shifted left one: a multistep history built from it
             # matches the shifted state once the shift has happened.
             right = run.edits.right_view(out).image
             return torch.cat([out, right], dim=0)
         if self._joint:
             call = EyeCall(x, sigma, slice(0, batch), n)
-            return self._evaluate(self._model, [call], kwargs, batch)[0]
+            out = self._evaluate(self._model, [call], kwargs, batch)[0]
+            self._left_prediction(out[:n])
+            return out
         left, right = StereoPass("left"), StereoPass("right")
         right.store = left.store
         calls = [
@@ -320,10 +353,11 @@ class StereoModel:
             EyeCall(x[n:], self._sigma_rows(sigma, slice(n, batch), batch), slice(n, batch), right),
         ]
         outs = self._evaluate(self._model, calls, kwargs, batch)
-        self._check_first(outs[0])
+        self._left_prediction(outs[0])
         return torch.cat(outs, dim=0)
 
-    def _check_first(self, left_out: torch.Tensor) -> None:
+    def _left_prediction(self, left_out: torch.Tensor) -> None:
+        self._run.last_left = left_out
         hook, self._run.first_left = self._run.first_left, None
         if hook is not None:
             hook(left_out)
@@ -365,6 +399,8 @@ def stereo_sample(
     check_first_left: Callable[[torch.Tensor], None] | None = None,
     edits: StereoEdits | None = None,
     dry_model: DryModel = _half,
+    estimate: EstimateFn | None = None,
+    refresh: bool = False,
     **options,
 ) -> torch.Tensor:
     """Run `sampler_fn` once over `sigmas` from the N left states `x` and return the stereo batch 2N.
@@ -375,6 +411,8 @@ def stereo_sample(
     first prediction of the left rows (to check that an inversion fits this model). `edits`, if
     given, must have been made for these settings and this latent (the caller may need them too).
     `dry_model` stands in for the model in the dry run that locates the solver's state.
+    `estimate`, when the settings carry no disparity, turns the latest prediction of the left rows
+    into the disparity at the shift step (and, with `refresh`, again at every SPSMD step).
     """
     extra_args = dict(extra_args or {})
     steps = len(sigmas) - 1
@@ -387,7 +425,10 @@ def stereo_sample(
     # Until the shift the right rows follow the shifted left rows (state and prediction), so that a
     # solver's history, which may hold states as well as predictions, agrees with the shifted state.
     state = torch.cat([left, edits.right_view(left).image], dim=0)
-    run = _Run(schedule, edits, sigmas, first_left=check_first_left)
+    if settings.disparity is None and estimate is None:
+        raise ValueError("stereo sampling needs a disparity map or a way to estimate one")
+    run = _Run(schedule, edits, sigmas, first_left=check_first_left,
+               estimate=estimate if settings.disparity is None else None, refresh=refresh)
 
     opts = dict(options)
     if noise_sampler_factory is not None and _accepts(sampler_fn, "noise_sampler") and "noise_sampler" not in opts:
@@ -404,9 +445,7 @@ def stereo_sample(
         def inner_callback(d):
             step = int(d["i"])
             if step == schedule.shift_step or step in schedule.spsmd_steps:
-                sigma = float(sigmas[step])
-                edits.apply(step, schedule, d["x"], sigma, float(access.scale(sigma)))
-                run.shifted = run.shifted or step == schedule.shift_step
+                run.edit(step, d["x"], float(access.scale(float(sigmas[step]))))
             if callback is not None:
                 callback(d)
 

@@ -26,7 +26,7 @@ def _stereo(model, kind="sd15", latent=None, disparity=None, **kw):
         model=model, positive=tiny_conditioning(kind, seed=1), negative=tiny_conditioning(kind, seed=2),
         latent_image=latent, disparity=disparity, divergence=20.0, convergence=0.0, subpixel=True,
         balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True, seed=42, steps=10, cfg=5.0,
-        sampler_name="euler", scheduler="normal", denoise=1.0,
+        sampler_name="euler", scheduler="normal", denoise=1.0, eyes="separate",
     )
     args.update(kw)
     out = _node("StereoKSampler").execute(**args).result[0]["samples"]
@@ -192,7 +192,7 @@ def test_stereo_sampler_makes_a_pair_of_every_image_and_keeps_the_plain_lefts(ti
     for name in ("dpmpp_2m", "euler_ancestral"):
         sampler = _node("StereoSampler").execute(
             sampler_name=name, disparity=torch.rand(2, 64, 64, generator=g), divergence=20.0, convergence=0.0,
-            subpixel=True, balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True,
+            subpixel=True, balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True, eyes="separate",
         ).result[0]
         out = _custom_advanced(tiny_sd15, sampler, latent, sigmas=sigmas)
         plain = _custom_advanced(tiny_sd15, comfy.samplers.sampler_object(name), latent, sigmas=sigmas)
@@ -275,6 +275,7 @@ def test_patch_refuses_models_without_unet_attention(tiny_sd15):
 
     fake = tiny_sd15.clone()
     fake.model = copy.copy(fake.model)
+    fake.model._modules = dict(fake.model._modules)  # a shallow copy shares its submodule table
     fake.model.diffusion_model = torch.nn.Linear(2, 2)  # stands in for a Flux / SD3 transformer
     with pytest.raises(ValueError, match="SD1.x, SD2.x, SDXL.*Linear"):
         _patched(fake)

@@ -253,7 +253,7 @@ def _stereo_from_photo(pack, model, inversion, latent, positive, negative, **kw)
         disparity=torch.rand(1, latent.shape[2] * 8, latent.shape[3] * 8, generator=torch.Generator().manual_seed(4)),
         divergence=15.0, convergence=0.0, subpixel=True, balance=0.0, shift_at=0.2, spsmd=True,
         spsmd_interval=0.2, deblur=True, seed=0, steps=STEPS, cfg=CFG, sampler_name="euler",
-        scheduler="normal", denoise=1.0, inversion=inversion,
+        scheduler="normal", denoise=1.0, inversion=inversion, eyes="separate",
     )
     args.update(kw)
     with torch.inference_mode():

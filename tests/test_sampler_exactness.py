@@ -76,12 +76,12 @@ def _plain(model, sampler, steps, latent=LATENT, seed=42, cfg=4.0):
     )[0]["samples"]
 
 
-def _stereo(model, sampler, steps, shift_at=0.2, divergence=20.0, latent=LATENT, seed=42, cfg=4.0):
+def _stereo(model, sampler, steps, shift_at=0.2, divergence=20.0, latent=LATENT, seed=42, cfg=4.0, eyes="separate"):
     return _node("StereoKSampler").execute(
         model=model, positive=tiny_conditioning(seed=1), negative=tiny_conditioning(seed=2), latent_image=latent,
         disparity=DISPARITY, divergence=divergence, convergence=0.0, subpixel=True, balance=0.0,
         shift_at=shift_at, spsmd=True, spsmd_interval=0.2, deblur=True, seed=seed, steps=steps, cfg=cfg,
-        sampler_name=sampler, scheduler="normal", denoise=1.0,
+        sampler_name=sampler, scheduler="normal", denoise=1.0, eyes=eyes,
     ).result[0]["samples"]
 
 
@@ -156,3 +156,19 @@ def test_batch_index_and_seed_offsets_follow_the_plain_ksampler(cheap_model):
         plain = _plain(cheap_model, sampler, 7, latent=latent, seed=9)
         out = _stereo(cheap_model, sampler, 7, latent=latent, seed=9)
         assert torch.equal(out[:2], plain), sampler
+
+
+def test_batched_eyes_keep_the_left_view_within_rounding_for_every_sampler(tiny_sd15):
+    # Both eyes in one model call: a batch of 2N rounds differently from KSampler's batch of N.
+    failures = []
+    for sampler in _samplers():
+        plain = _plain(tiny_sd15, sampler, 7)
+        out = _stereo(tiny_sd15, sampler, 7, eyes="batched")
+        rel = float((out[:2] - plain).abs().max() / plain.abs().max())
+        if not rel < BATCHED_TOLERANCE:
+            failures.append((sampler, rel))
+    assert not failures
+
+
+# The stated tolerance of the batched mode (README): relative to the image's largest value.
+BATCHED_TOLERANCE = 1e-4

@@ -351,3 +351,52 @@ def test_wrong_schedule_or_unreachable_steps_are_refused():
         _run(euler, x, sigmas, settings, plan_schedule(4))
     with pytest.raises(ValueError, match="up to step 3"):
         _run(scaled_state, x, sigmas, settings, plan_schedule(5, 1.0), access=VP_ACCESS)
+
+
+class Estimator:
+    """Disparity from a left prediction: records its inputs, gives a different map each time."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, prediction):
+        self.seen.append(prediction.clone())
+        g = torch.Generator().manual_seed(len(self.seen))
+        return torch.rand(prediction.shape[0], prediction.shape[2] * 8, prediction.shape[3] * 8, generator=g)
+
+
+@pytest.mark.parametrize("refresh", [False, True])
+def test_the_disparity_is_estimated_from_the_latest_left_prediction(refresh):
+    x, sigmas, settings, schedule = _setup(mode="integer")
+    one_pass = StereoShiftSettings(None, 20.0, 0.0, "integer", 0.0, False)
+    estimator, predictions = Estimator(), []
+    _, rec = _run(euler, x, sigmas, one_pass, schedule, estimate=estimator, refresh=refresh,
+                  callback=lambda d: predictions.append(d["denoised"][:2].clone()))
+    k = schedule.shift_step
+    edit_steps = [k, *schedule.spsmd_steps] if refresh else [k]
+    assert len(estimator.seen) == len(edit_steps)
+    for seen, step in zip(estimator.seen, edit_steps):
+        assert torch.equal(seen, predictions[step - 1])  # the prediction of the step before the edit
+    # each estimate is the map of its edit: the shift uses the first, SPSMD the latest
+    passes = [c for c in rec.calls if isinstance(c["info"], StereoPass)]
+    for n, step in enumerate(edit_steps):
+        g = torch.Generator().manual_seed(n + 1)
+        d = prepare_disparity(torch.rand(2, 48, 160, generator=g), 6, 20, normalize=False)
+        left, right = [(a, b) for a, b in zip(passes[::2], passes[1::2]) if a["sigma"] == float(sigmas[step])][-1]
+        shifted = stereo_pixel_shift(left["x"], d, 20.0, mode="integer")
+        f = shifted.filled.unsqueeze(1).expand_as(right["x"])
+        assert torch.equal(right["x"][f], shifted.image[f])
+
+
+def test_a_given_disparity_wins_over_the_estimate():
+    x, sigmas, settings, schedule = _setup()
+    estimator = Estimator()
+    given, _ = _run(euler, x, sigmas, settings, schedule, estimate=estimator)
+    plain, _ = _run(euler, x, sigmas, settings, schedule)
+    assert estimator.seen == [] and torch.equal(given, plain)
+
+
+def test_no_disparity_and_no_estimate_is_refused():
+    x, sigmas, _, schedule = _setup()
+    with pytest.raises(ValueError, match="disparity map or a way to estimate"):
+        _run(euler, x, sigmas, StereoShiftSettings(None, 20.0), schedule)
