@@ -311,11 +311,60 @@ class StereoSampler(io.ComfyNode):
         disparity=None, disparity_model=None, vae=None, refresh=False, eyes="batched",
     ) -> io.NodeOutput:
         settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur)
-        estimate_for = one_pass_estimator(settings.disparity, disparity_model, vae, UsedDisparity())
-        return io.NodeOutput(stereo_ksampler_object(
+        used = UsedDisparity()
+        estimate_for = one_pass_estimator(settings.disparity, disparity_model, vae, used)
+        sampler = stereo_ksampler_object(
             sampler_name, settings, shift_at, spsmd, spsmd_interval, estimate_for=estimate_for,
             refresh=refresh, eyes=eyes,
-        ))
+        )
+        # A SAMPLER node runs before the sampling: the map is read afterwards by Stereo Sampler Disparity.
+        sampler.stereo_disparity = used
+        sampler.stereo_given_map = settings.disparity
+        sampler.stereo_vae = vae
+        return io.NodeOutput(sampler)
 
 
-NODES = [StereoKSampler, StereoSampler]
+class StereoSamplerDisparity(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="StereoSamplerDisparity",
+            display_name="Stereo Sampler Disparity",
+            category=CATEGORY,
+            description="The disparity a Stereo Sampler used, one map per image at the image's size: the map "
+            "it estimated in one pass, or the connected map. A SAMPLER node runs before the sampling, so the map "
+            "is read here, after SamplerCustom / SamplerCustomAdvanced has produced its latent.",
+            inputs=[
+                io.Sampler.Input("sampler", tooltip="The SAMPLER output of Stereo Sampler."),
+                io.Latent.Input(
+                    "stereo_latent",
+                    tooltip="The output latent of the SamplerCustom / SamplerCustomAdvanced that used the sampler "
+                    "(it makes this node run after the sampling).",
+                ),
+            ],
+            outputs=[io.Mask.Output(display_name="disparity", tooltip="The disparity used, 0..1, near = 1.")],
+        )
+
+    @classmethod
+    def execute(cls, sampler, stereo_latent) -> io.NodeOutput:
+        used = getattr(sampler, "stereo_disparity", None)
+        if used is None:
+            raise ValueError("sampler: connect the SAMPLER output of a Stereo Sampler")
+        samples = stereo_latent["samples"]
+        if used.map is not None:
+            return io.NodeOutput(used.map)
+        given = sampler.stereo_given_map
+        if given is None:
+            raise ValueError(
+                "stereo_latent: the Stereo Sampler has not sampled yet; connect the latent that "
+                "SamplerCustom / SamplerCustomAdvanced produced with it"
+            )
+        vae = sampler.stereo_vae
+        ratio = vae.spacial_compression_decode() if vae is not None else 8
+        pairs = max(samples.shape[0] // 2, 1)
+        return io.NodeOutput(prepare_disparity(
+            given, samples.shape[-2] * ratio, samples.shape[-1] * ratio, normalize=False, batch_size=pairs,
+        ).contiguous())
+
+
+NODES = [StereoKSampler, StereoSampler, StereoSamplerDisparity]

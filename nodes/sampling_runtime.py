@@ -283,6 +283,12 @@ def stereo_ksampler_object(
 
     def sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
         extra_args = dict(extra_args or {})
+        if x.ndim != 4:
+            raise ValueError(
+                f"latent: stereo sampling needs an image latent (batch, channels, height, width); got shape "
+                f"{tuple(x.shape)}. Video models (5-D latents) are not supported: make the pair per frame with an "
+                "image model, or warp the frames with Stereo Warp."
+            )
         steps = len(sigmas) - 1
         try:
             schedule = plan_schedule(steps, shift_at, spsmd_interval, spsmd, steps - 1 - access.unreachable_tail)

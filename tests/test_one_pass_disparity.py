@@ -160,3 +160,33 @@ def test_stereo_sampler_estimates_in_one_pass_too(tiny_sd15, depth_model, vae):
     out = comfy.sample.sample_custom(tiny_sd15, noise, 5.0, sampler, sigmas, tiny_conditioning(seed=1),
                                      tiny_conditioning(seed=2), latent, seed=0)
     assert out.shape == (2, 4, 8, 8) and not torch.equal(out[:1], out[1:])
+
+
+def test_stereo_sampler_disparity_gives_the_map_after_sampling(tiny_sd15, depth_model, vae, monkeypatch):
+    import comfy.sample
+    import comfy.samplers
+
+    sampler = _node("StereoSampler").execute(
+        sampler_name="euler", divergence=20.0, convergence=0.0, subpixel=True, balance=0.0, shift_at=0.2,
+        spsmd=True, spsmd_interval=0.2, deblur=True, disparity_model=depth_model, vae=vae,
+    ).result[0]
+    read = _node("StereoSamplerDisparity").execute
+    with pytest.raises(ValueError, match="has not sampled yet"):
+        read(sampler=sampler, stereo_latent={"samples": torch.zeros(4, 4, 8, 12)})
+    sigmas = comfy.samplers.calculate_sigmas(tiny_sd15.get_model_object("model_sampling"), "normal", STEPS)
+    latent = torch.zeros(2, 4, 8, 12)
+    x0 = {}
+    out = comfy.sample.sample_custom(
+        tiny_sd15, comfy.sample.prepare_noise(latent, 0), 5.0, sampler, sigmas, tiny_conditioning(seed=1),
+        tiny_conditioning(seed=2), latent, seed=0, callback=lambda step, d, x, total: x0.setdefault(step, d.clone()),
+    )
+    disparity = read(sampler=sampler, stereo_latent={"samples": out}).result[0]
+    assert disparity.shape == (2, 64, 96)
+    expected = _estimate_from(tiny_sd15, depth_model, vae, x0[1][:2])
+    torch.testing.assert_close(disparity, expected, rtol=1e-5, atol=1e-6)
+    given = _node("StereoSampler").execute(
+        sampler_name="euler", disparity=torch.ones(1, 8, 8) * 0.5, divergence=20.0, convergence=0.0, subpixel=True,
+        balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True,
+    ).result[0]
+    mask = read(sampler=given, stereo_latent={"samples": torch.zeros(4, 4, 8, 12)}).result[0]
+    assert mask.shape == (2, 64, 96) and torch.allclose(mask, torch.full_like(mask, 0.5))

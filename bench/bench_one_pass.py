@@ -1,0 +1,159 @@
+"""One-pass text to stereo against the two-pass graph, and batched eyes against a plain batch of 2.
+
+Run from the repository root (needs a ComfyUI checkout, found as the tests find it):
+    python bench/bench_one_pass.py [--steps 20] [--size 32] [--repeats 5] [--threads 1]
+
+Everything runs in this one process on the same tiny SD1.5-shaped UNet, the same tiny Depth Anything
+network and a TAESD decoder, with the same seed; the configurations of a comparison alternate run by
+run (interleaved), so a busy machine slows them alike, and the table gives medians and their ratio.
+Peak memory is the rise of the peak resident set during one run of a configuration in a fresh
+subprocess of this script (Linux, CPU): in a process that already ran, the allocator reuses memory.
+
+1. text to stereo: two passes (KSampler, VAE Decode, Estimate Disparity, StereoKSampler with the
+   map) against one pass (StereoKSampler with disparity_model and vae);
+2. StereoKSampler (eyes batched, and eyes separate) against a plain KSampler on a batch of 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import host_harness  # noqa: E402
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _peak_mib(fn) -> float:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set
+    except OSError:
+        return float("nan")
+    base = _rss_kib("VmRSS")
+    fn()
+    return (_rss_kib("VmHWM") - base) / 1024
+
+
+def interleaved(configs: dict, repeats: int) -> dict:
+    """Median wall time of each configuration, the configurations alternating run by run."""
+    for fn in configs.values():
+        fn()  # warm-up
+    times = {name: [] for name in configs}
+    for _ in range(repeats):
+        for name, fn in configs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=32, help="latent size (square); 32 = 256 px")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--peak-of", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    host = host_harness.find_host()
+    if host is None:
+        raise SystemExit("no ComfyUI found: set COMFYUI_PATH")
+    host_harness.import_host(host)
+    host_harness.load_pack()
+    import comfy.sd
+    import comfy.utils
+    import folder_paths
+    import nodes
+    import torch
+    from comfy.taesd.taesd import TAESD
+
+    from tiny_depth import write_tiny_depth_anything
+
+    torch.set_num_threads(args.threads)
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    node = nodes.NODE_CLASS_MAPPINGS
+    model = host_harness.tiny_model("sd15")
+    pos, neg = host_harness.tiny_conditioning(seed=1), host_harness.tiny_conditioning(seed=2)
+    decoder = TAESD(latent_channels=4)
+    host_harness.init_weights(decoder, seed=3)
+    vae = comfy.sd.VAE(sd=decoder.state_dict())
+    folder = Path(tempfile.mkdtemp())
+    write_tiny_depth_anything(folder / "bench_depth.safetensors")
+    paths, exts = folder_paths.folder_names_and_paths["depthanything"]
+    folder_paths.folder_names_and_paths["depthanything"] = ([str(folder), *paths], exts)
+    folder_paths.filename_list_cache.clear()
+    depth = node["StereoDisparityModelLoader"].execute(
+        model_name="depthanything/bench_depth.safetensors", precision="fp32", download_if_missing=False).result[0]
+
+    size, steps = args.size, args.steps
+    one = {"samples": torch.zeros(1, 4, size, size)}
+    common = dict(
+        model=model, positive=pos, negative=neg, latent_image=one, divergence=8.0, convergence=0.0, subpixel=True,
+        balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True, seed=1, steps=steps, cfg=7.0,
+        sampler_name="euler", scheduler="normal", denoise=1.0,
+    )
+
+    def two_pass():
+        latent = nodes.common_ksampler(model, 1, steps, 7.0, "euler", "normal", pos, neg, one)[0]
+        image = vae.decode(latent["samples"])
+        disparity = node["StereoEstimateDisparity"].execute(
+            disparity_model=depth, image=image, resolution=0, normalization="per image").result[0]
+        return node["StereoKSampler"].execute(**common, disparity=disparity)
+
+    def one_pass():
+        return node["StereoKSampler"].execute(**common, disparity_model=depth, vae=vae)
+
+    disparity = torch.rand(1, size * 8, size * 8, generator=torch.Generator().manual_seed(0))
+
+    def plain_batch_2():
+        return nodes.common_ksampler(model, 1, steps, 7.0, "euler", "normal", pos, neg,
+                                     {"samples": torch.zeros(2, 4, size, size)})
+
+    def eyes(mode):
+        return lambda: node["StereoKSampler"].execute(**common, disparity=disparity, eyes=mode)
+
+    if args.peak_of:
+        batch = {"plain KSampler, batch 2": plain_batch_2, "StereoKSampler, eyes batched": eyes("batched"),
+                 "StereoKSampler, eyes separate": eyes("separate")}
+        print(json.dumps({"peak_mib": _peak_mib(batch[args.peak_of])}))
+        return
+    print(f"tiny SD1.5 UNet + tiny Depth Anything + TAESD, CPU, {torch.get_num_threads()} thread(s), "
+          f"{steps} steps euler, cfg 7, {size * 8}x{size * 8} px, median of {args.repeats} interleaved runs\n")
+    passes = interleaved({"two passes": two_pass, "one pass": one_pass}, args.repeats)
+    print("| text to stereo | time | ratio |\n|---|---|---|")
+    for name, t in passes.items():
+        print(f"| {name} | {t * 1e3:.0f} ms | {t / passes['two passes']:.2f}x |")
+    batch = {"plain KSampler, batch 2": plain_batch_2, "StereoKSampler, eyes batched": eyes("batched"),
+             "StereoKSampler, eyes separate": eyes("separate")}
+    timed = interleaved(batch, args.repeats)
+    peaks = {}
+    for name in batch:
+        out = subprocess.run(
+            [sys.executable, __file__, "--steps", str(steps), "--size", str(size), "--threads", str(args.threads),
+             "--peak-of", name], capture_output=True, text=True, check=True,
+        )
+        peaks[name] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+    base = "plain KSampler, batch 2"
+    print("\n| run | time | time ratio | peak memory | memory ratio |\n|---|---|---|---|---|")
+    for name in batch:
+        print(f"| {name} | {timed[name] * 1e3:.0f} ms | {timed[name] / timed[base]:.2f}x | "
+              f"{peaks[name]:.1f} MiB | {peaks[name] / max(peaks[base], 1e-9):.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
