@@ -228,17 +228,18 @@ def _tiny_dit_config(kind: str) -> dict:
     raise ValueError(kind)
 
 
-def tiny_dit(kind: str = "flux", seed: int = 0, output_scale: float = 1.0):
+def tiny_dit(kind: str = "flux", seed: int = 0, output_scale: float = 1.0, **config_overrides):
     """A ModelPatcher around a tiny Flux-shaped (schnell: no guidance input) or SD3-shaped model.
 
-    output_scale < 1 shrinks the last layer, which makes the random denoiser smooth like a trained one.
+    output_scale < 1 shrinks the last layer, which makes the random denoiser smooth like a trained one;
+    config_overrides change the shape (e.g. hidden_size, depth).
     """
     import comfy.model_patcher
     import comfy.supported_models as sm
 
     base = {"flux": sm.FluxSchnell, "sd3": sm.SD3}[kind]
     cls = type(f"Tiny{base.__name__}", (base,), {"unet_extra_config": {}})
-    config = cls(_tiny_dit_config(kind))
+    config = cls({**_tiny_dit_config(kind), **config_overrides})
     config.set_inference_dtype(torch.float32, torch.float32)
     model = config.get_model({}, device=torch.device("cpu"))
     init_weights(model.diffusion_model, seed)
