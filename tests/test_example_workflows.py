@@ -34,7 +34,7 @@ def load_builder():
 
 def test_workflows_are_shipped_with_thumbnails_and_reachable_as_example_workflows():
     assert set(WORKFLOWS) == {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo",
-                              "flux_text_to_stereo"}, WORKFLOWS
+                              "flux_text_to_stereo", "flux_photo_to_stereo"}, WORKFLOWS
     link = host_harness.PACK_DIR / "example_workflows"
     assert link.resolve() == SHIPPED.resolve()
     for name in WORKFLOWS:

@@ -374,12 +374,53 @@ def flux_text_to_stereo(classes) -> dict:
     return g.to_json("flux_text_to_stereo")
 
 
+def flux_photo_to_stereo(classes) -> dict:
+    """Photo to stereo with Flux: fixed-point inversion of its own flow ODE (null-text needs cfg > 1)."""
+    g = Graph(classes)
+    g.note((0, -280), (
+        "Photo to stereo with Flux\n\nThe photo becomes the left view: Stereo Null-Text Inversion "
+        "(method fixed_point, the exact inversion of Flux's own Euler steps) gives the start latent, and "
+        "the Stereo KSampler retraces it with the same prompt, steps and cfg (1: Flux is "
+        "guidance-distilled, so the null_text method does not apply). The right view is made from it with "
+        "the disparity estimated from the photo.\n\nDescribe the photo in the prompt. The photo is "
+        "scaled to 1024 px wide first."), size=(520, 260))
+    unet = g.node("UNETLoader", (0, 0), unet_name=FLUX_UNET, weight_dtype="default")
+    clip = g.node("DualCLIPLoader", (0, 140), clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5, type="flux")
+    vae = g.node("VAELoader", (0, 320), vae_name=FLUX_VAE)
+    photo = g.node("LoadImage", (0, 440), image="example.png", size=[320, 360])
+    scale = g.node("ImageScale", (360, 440), upscale_method="lanczos", width=1024, height=0, crop="disabled")
+    g.link(photo, "IMAGE", scale, "image")
+    encode = g.node("VAEEncode", (720, 440))
+    g.link(scale, 0, encode, "pixels")
+    g.link(vae, 0, encode, "vae")
+    pos = g.node("CLIPTextEncode", (360, 0), title="Prompt (describe the photo)", size=[400, 160], text="a photograph")
+    neg = g.node("CLIPTextEncode", (360, 200), title="Negative prompt (unused at cfg 1)", size=[400, 100], text="")
+    g.link(clip, 0, pos, "clip")
+    g.link(clip, 0, neg, "clip")
+    inversion = g.node("StereoNullTextInversion", (820, 0), steps=20, cfg=1.0, method="fixed_point")
+    for src, out, dst in ((unet, 0, "model"), (pos, 0, "positive"), (neg, 0, "negative"), (encode, 0, "latent")):
+        g.link(src, out, inversion, dst)
+    depth_model = g.node("StereoDisparityModelLoader", (360, 640), model_name=DEPTH_MODEL)
+    disparity = g.node("StereoEstimateDisparity", (720, 640))
+    g.link(depth_model, 0, disparity, "disparity_model")
+    g.link(scale, 0, disparity, "image")
+    patch = g.node("StereoAttentionPatch", (820, 360), mode="unidirectional")
+    g.link(unet, 0, patch, "model")
+    stereo = g.node("StereoKSampler", (1180, 0), steps=20, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    for src, out, dst in ((patch, 0, "model"), (pos, 0, "positive"), (neg, 0, "negative"),
+                          (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
+        g.link(src, out, stereo, dst)
+    _stereo_outputs(g, vae, stereo, 1540, 0, "stereo/flux_photo_to_stereo")
+    return g.to_json("flux_photo_to_stereo")
+
+
 WORKFLOWS = {
     "text_to_stereo": text_to_stereo,
     "photo_to_stereo": photo_to_stereo,
     "depth_to_stereo": depth_to_stereo,
     "sdxl_text_to_stereo": sdxl_text_to_stereo,
     "flux_text_to_stereo": flux_text_to_stereo,
+    "flux_photo_to_stereo": flux_photo_to_stereo,
 }
 
 
