@@ -33,6 +33,7 @@ from ..stereo_ops.attention import (
 OVERRIDE_OPTION = "optimized_attention_override"
 # Set per model call by the apply-model wrapper: (text tokens, image tokens) of the sequence.
 STEREO_TOKENS_OPTION = "stereo_tokens"
+STEREO_REACHED_OPTION = "stereo_attention_reached"
 WRAPPER_KEY = "stereo_attention_tokens"
 
 # DiT families whose joint attention the patch understands: text tokens, then the image's tokens.
@@ -96,14 +97,32 @@ def _image_tokens(diffusion_model, height: int, width: int) -> int:
     return math.ceil(height / patch) * math.ceil(width / patch)  # MMDiT pads to whole patches
 
 
+class _Reached:
+    """Counts the attention calls the override saw during one model call (an object, not a dict,
+    so that the host's copies of the transformer options share it)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+
 def token_layout_wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
-    """APPLY_MODEL wrapper: record how many text and image tokens this call's sequences hold."""
+    """APPLY_MODEL wrapper: record how many text and image tokens this call's sequences hold, and
+    refuse a stereo call in which no attention call reached the override."""
     diffusion_model = executor.class_obj.diffusion_model
     text = 0 if c_crossattn is None else c_crossattn.shape[1]
     text += getattr(diffusion_model, "register_length", 0)
     options = dict(transformer_options)
     options[STEREO_TOKENS_OPTION] = (text, _image_tokens(diffusion_model, x.shape[-2], x.shape[-1]))
-    return executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
+    reached = options[STEREO_REACHED_OPTION] = _Reached()
+    out = executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
+    stereo = options.get(STEREO_PASS_OPTION) is not None or options.get(STEREO_PAIRS_OPTION)
+    if stereo and reached.calls == 0:
+        raise RuntimeError(
+            f"StereoAttentionPatch: {type(diffusion_model).__name__} ran without passing its attention "
+            "through the host's optimized_attention_override (an older host, or a node that replaced the "
+            "model's attention), so the eyes were not paired up. Update ComfyUI or remove the patch."
+        )
+    return out
 
 
 _ATTENTION_PARAMS = ("q", "k", "v", "heads", "mask", "attn_precision", "skip_reshape", "skip_output_reshape")
@@ -137,6 +156,9 @@ def stereo_attention_override(mode: str, sigma_start: float, sigma_end: float, p
         tokens = options.get(STEREO_TOKENS_OPTION)
         if (stereo_pass is None and not pairs) or tokens is None or len(args) < 3:
             return inner(*args, **kwargs)
+        reached = options.get(STEREO_REACHED_OPTION)
+        if reached is not None:
+            reached.calls += 1
         chunk_ids = options.get("uuids") or list(range(len(options.get("cond_or_uncond", [0]))))
         layer = stereo_pass.next_call(chunk_ids) if stereo_pass is not None else None
         (q, k, v), named = _call_arguments(args, kwargs)

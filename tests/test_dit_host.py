@@ -155,6 +155,15 @@ def test_patch_on_sampler_custom_advanced_with_stereo_sampler(dits):
     assert out.shape == latent.shape and torch.isfinite(out).all()
 
 
+def test_a_stereo_run_whose_attention_bypasses_the_patch_is_refused(dits):
+    # A node set after the patch replaced the override without chaining (as an older host
+    # whose attention ignores the override would): the eyes would silently not be paired.
+    model = _patched(dits["flux"]).clone()
+    model.model_options["transformer_options"]["optimized_attention_override"] = lambda f, *a, **k: f(*a, **k)
+    with pytest.raises(RuntimeError, match="optimized_attention_override"):
+        _stereo(model)
+
+
 def test_patch_refuses_a_dit_whose_attention_it_cannot_reach(host):
     class OtherDiT(torch.nn.Module):
         pass
