@@ -177,19 +177,19 @@ def joint_stereo_attention(
     start, stop = window
     k_win, v_win = k[..., start:stop, :], v[..., start:stop, :]
     if mode == "unidirectional":
-        k_image = _replace_window(k, window, _windowed(unidirectional_kv, k_win, chunks, pairs))
-        v_image = _replace_window(v, window, _windowed(unidirectional_kv, v_win, chunks, pairs))
+        k_image = _replace_window(k, window, _share_rows(unidirectional_kv, k_win, chunks, pairs))
+        v_image = _replace_window(v, window, _share_rows(unidirectional_kv, v_win, chunks, pairs))
         mask_image = mask
     elif mode == "bidirectional":
-        k_image = _windowed(bidirectional_kv, k, chunks, pairs)
-        v_image = _windowed(bidirectional_kv, v, chunks, pairs)
+        k_image = _share_rows(bidirectional_kv, k, chunks, pairs)
+        v_image = _share_rows(bidirectional_kv, v, chunks, pairs)
         mask_image = None if mask is None else torch.cat([mask, mask], dim=-1)
     else:
         raise ValueError(f"unknown attention mode {mode!r}; choose one of {', '.join(ATTENTION_MODES)}")
     return _attend_split(attend, q, k, v, mask, window, k_image, v_image, mask_image)
 
 
-def _windowed(share, t: torch.Tensor, chunks: int, pairs: int) -> torch.Tensor:
+def _share_rows(share, t: torch.Tensor, chunks: int, pairs: int) -> torch.Tensor:
     """Apply a sharing function of (B, T, D) tensors to (B, T, D) or per-head (B, H, T, d) tokens."""
     if t.ndim == 3:
         return share(t, chunks, pairs)
