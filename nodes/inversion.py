@@ -26,9 +26,14 @@ class StereoNullTextInversion(io.ComfyNode):
             "inversion plus per-step optimisation of the negative embedding (best with the negative "
             "prompt kept for the right view, slowest). fixed_point: exact inversion of the sampler "
             "with the positive prompt as negative, no optimisation (fast). ddim: plain inversion, for "
-            "comparison.",
+            "comparison. Flow models (Flux, SD3) are inverted along their own flow schedule; null_text needs "
+            "cfg > 1 and a model that is not guidance-distilled (for Flux use fixed_point).",
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model the Stereo KSampler will use."),
+                io.Model.Input(
+                    "model",
+                    tooltip="The diffusion model the Stereo KSampler will use: SD1.x, SD2.x, SDXL, or a flow "
+                    "model (Flux, SD3).",
+                ),
                 io.Conditioning.Input("positive", tooltip="The prompt describing the photo; the sampler must use the same."),
                 io.Conditioning.Input("negative", tooltip="The negative prompt (often empty); the sampler must use the same."),
                 io.Latent.Input("latent", tooltip="The photo(s) encoded with VAE Encode; a batch inverts several photos."),
@@ -39,7 +44,8 @@ class StereoNullTextInversion(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "method", options=list(inv.METHODS), default=inv.NULL_TEXT,
-                    tooltip="null_text: the paper's method (optimises the negative embedding per step). "
+                    tooltip="null_text: the paper's method (optimises the negative embedding per step; needs "
+                    "cfg > 1, refused for guidance-distilled Flux). "
                     "fixed_point: exact inversion with the positive prompt as negative, about 5x faster or more, "
                     "no optimisation. ddim: plain DDIM inversion (reconstructs poorly at high cfg).",
                 ),

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import comfy.k_diffusion.sampling
+import comfy.model_base
 import comfy.model_management
+import comfy.model_sampling
 import comfy.samplers
 import torch
 from torch import Tensor
@@ -220,15 +222,52 @@ def _context_rows(conditioning: list, n: int, name: str) -> Tensor:
     return inv.batch_rows(conditioning[0][0], n, name)
 
 
+def is_flow_model(model) -> bool:
+    """Flow matching (Flux, SD3, ...): the state is (1 - sigma) x0 + sigma noise."""
+    return isinstance(model.get_model_object("model_sampling"), comfy.model_sampling.CONST)
+
+
+def is_guidance_distilled(model) -> bool:
+    """Flux.1 dev/schnell and their finetunes: trained for cfg 1, guidance is an input (Chroma is not)."""
+    chroma = getattr(comfy.model_base, "Chroma", ())
+    return isinstance(model.model, comfy.model_base.Flux) and not (chroma and isinstance(model.model, chroma))
+
+
 def inversion_sigmas(model, steps: int) -> Tensor:
-    """The paper's DDIM timesteps as sigmas of this model, then 0."""
+    """The schedule the inversion follows, then 0.
+
+    Discrete (SD1.x, SD2.x, SDXL) models: the paper's DDIM timesteps as sigmas of this model. Flow
+    models: the model's own schedule from sigma 1 (the host's "simple" scheduler, which Flux and SD3
+    workflows sample with); their timesteps are fractions of the flow, not DDIM's integer steps.
+    """
     sampling = model.get_model_object("model_sampling")
+    if is_flow_model(model):
+        return comfy.samplers.calculate_sigmas(sampling, "simple", steps).float().cpu()
     table = getattr(sampling, "sigmas", None)
     if table is None or not hasattr(sampling, "sigma"):
-        raise ValueError("model: inversion needs a model with a discrete noise schedule (SD1.x, SD2.x, SDXL)")
+        raise ValueError(
+            "model: inversion needs a model with a discrete noise schedule (SD1.x, SD2.x, SDXL) or a "
+            "flow-matching model (Flux, SD3)"
+        )
     timesteps = torch.tensor(inv.ddim_timesteps(steps, int(table.shape[0])), dtype=torch.float32)
     sigmas = sampling.sigma(timesteps.to(table.device)).float().cpu()
     return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def check_method_fits(model, method: str, cfg: float) -> None:
+    """null_text tunes the unconditional branch, which only exists where guidance evaluates it."""
+    if method != inv.NULL_TEXT:
+        return
+    if is_guidance_distilled(model):
+        raise ValueError(
+            f"method null_text: {type(model.model).__name__} is guidance-distilled (it is sampled at cfg 1, "
+            "with no unconditional branch to optimise); use method fixed_point (exact) or ddim"
+        )
+    if math.isclose(float(cfg), 1.0):
+        raise ValueError(
+            "method null_text: at cfg 1 the unconditional branch is never evaluated, so there is nothing "
+            "to optimise; raise cfg above 1 or use method fixed_point (exact at any cfg) or ddim"
+        )
 
 
 def invert(
@@ -254,8 +293,10 @@ def invert(
         raise ValueError(f"latent: expected a batch of image latents (N, C, H, W), got shape {tuple(latent_samples.shape)}")
     if int(steps) < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    check_method_fits(model, method, cfg)
     n = latent_samples.shape[0]
     sigmas = inversion_sigmas(model, int(steps))
+    flow = is_flow_model(model)
     tick = on_tick or (lambda: None)
     report = InversionReport()
     replace: dict[int, Tensor] = {}
@@ -315,7 +356,7 @@ def invert(
                 if method == inv.NULL_TEXT:
                     embeddings, stats = inv.null_text_optimize(
                         guided, cond_only, uncond_only, trajectory, sigmas_dev,
-                        negative_context.to(x0.device), cfg, settings, on_step, tick,
+                        negative_context.to(x0.device), cfg, settings, on_step, tick, flow=flow,
                     )
                     result["uncond"] = embeddings
                     report.inner_steps = tuple(stats.inner_steps)

@@ -178,7 +178,10 @@ class StereoKSampler(io.ComfyNode):
             "the left latent, SPSMD, hole inpainting). Output: a stereo batch (N lefts, then N rights) for "
             "one VAE Decode. Combine with Stereo Attention Patch for better consistency.",
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model (SD1.x, SD2.x, SDXL, with any LoRA or patch)."),
+                io.Model.Input(
+                    "model", tooltip="The diffusion model: any image model the host runs (SD1.x, SD2.x, SDXL, SD3.x, "
+                    "Flux and other image DiTs), with any LoRA or patch.",
+                ),
                 io.Conditioning.Input("positive", tooltip="Positive conditioning, as for KSampler."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning, as for KSampler."),
                 io.Latent.Input(

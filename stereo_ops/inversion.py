@@ -1,9 +1,11 @@
 """Inverting a clean latent into the start of a sampling schedule, so that sampling it back reproduces it.
 
-Everything works in k-diffusion form: the sampler state at noise level sigma is x = x0 + sigma * eps,
-and the model is reached only through a *denoiser*, a callable (x, sigma) -> x0 estimate. Working on
-the denoised estimate keeps the same code right for eps- and v-prediction models. The forward solver
-the inversions are made for is the Euler step, which for eps models is exactly DDIM with eta 0:
+Everything works in k-diffusion form: the model is reached only through a *denoiser*, a callable
+(x, sigma) -> x0 estimate, and the sampler state at noise level sigma is x = x0 + sigma * eps
+(eps- and v-prediction models) or x = (1 - sigma) * x0 + sigma * eps (flow-matching models such as
+Flux and SD3). In both, (x - D(x, sigma)) / sigma is the derivative of the model's own ODE in sigma,
+so the same Euler step is the model's sampler (for eps models exactly DDIM with eta 0, for flow
+models the flow-matching Euler step) and the same code inverts either:
 
     x_{i+1} = x_i + (sigma_{i+1} - sigma_i) * (x_i - D(x_i, sigma_i)) / sigma_i
 
@@ -218,6 +220,7 @@ def null_text_optimize(
     settings: NullTextSettings = NullTextSettings(),
     on_step: StepCallback | None = None,
     on_inner_step: Callable[[], None] | None = None,
+    flow: bool = False,
 ) -> tuple[tuple[Tensor, ...], NullTextStats]:
     """Optimise one unconditional context per step so that guided Euler sampling follows `pivot`.
 
@@ -226,7 +229,7 @@ def null_text_optimize(
     to minimise the MSE between the guided Euler step from the current state and pivot[i + 1];
     then the state advances with the real guided denoiser, as the sampler will. The loss is measured
     in the variance-preserving scale x / sqrt(1 + sigma^2), the DDIM latents the paper's thresholds
-    are stated in. Samples of a batch are independent: each row of the context only affects its own
+    are stated in; a flow model's state (`flow`) is already at that scale. Samples of a batch are independent: each row of the context only affects its own
     sample, and a step stops early once every sample is below the threshold.
     """
     check_sigmas(sigmas)
@@ -240,7 +243,7 @@ def null_text_optimize(
     for i in range(steps):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         target = pivot[i + 1].detach()
-        scale = 1.0 / float(1.0 + sigma_next**2) ** 0.5
+        scale = 1.0 if flow else 1.0 / float(1.0 + sigma_next**2) ** 0.5
         threshold = settings.early_stop_at(i, steps)
         with torch.no_grad():
             denoised_cond = cond_denoise(x, sigma).detach()

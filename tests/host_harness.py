@@ -191,3 +191,69 @@ def tiny_conditioning(kind: str = "sd15", batch: int = 1, seed: int = 1, tokens:
     if kind == "sdxl":
         extra["pooled_output"] = torch.randn(batch, TINY_POOLED_DIM, generator=gen)
     return [[cond, extra]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny DiTs (flow matching): a Flux-shaped and an SD3-shaped model
+
+TINY_DIT_CONTEXT_DIM = 64
+TINY_DIT_POOLED_DIM = 32
+
+
+def _tiny_dit_config(kind: str) -> dict:
+    if kind == "flux":
+        config = {
+            "image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
+            "vec_in_dim": TINY_DIT_POOLED_DIM, "context_in_dim": TINY_DIT_CONTEXT_DIM, "hidden_size": 64,
+            "mlp_ratio": 2.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1, "axes_dim": [8, 12, 12],
+            "theta": 10000, "qkv_bias": True, "guidance_embed": False,
+        }
+        import inspect
+
+        import comfy.ldm.flux.model
+
+        if "txt_ids_dims" in inspect.signature(comfy.ldm.flux.model.FluxParams).parameters:
+            config["txt_ids_dims"] = []  # newer hosts: Flux.1 text ids carry no position
+        return config
+    if kind == "sd3":
+        return {
+            "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 2, "input_size": None,
+            "adm_in_channels": TINY_DIT_POOLED_DIM, "pos_embed_max_size": 32, "num_patches": 32 * 32,
+            "pos_embed_scaling_factor": None, "qk_norm": None, "x_block_self_attn_layers": [],
+            "context_embedder_config": {
+                "target": "torch.nn.Linear",
+                "params": {"in_features": TINY_DIT_CONTEXT_DIM, "out_features": 128},
+            },
+        }
+    raise ValueError(kind)
+
+
+def tiny_dit(kind: str = "flux", seed: int = 0, output_scale: float = 1.0, **config_overrides):
+    """A ModelPatcher around a tiny Flux-shaped (schnell: no guidance input) or SD3-shaped model.
+
+    output_scale < 1 shrinks the last layer, which makes the random denoiser smooth like a trained one;
+    config_overrides change the shape (e.g. hidden_size, depth).
+    """
+    import comfy.model_patcher
+    import comfy.supported_models as sm
+
+    base = {"flux": sm.FluxSchnell, "sd3": sm.SD3}[kind]
+    cls = type(f"Tiny{base.__name__}", (base,), {"unet_extra_config": {}})
+    config = cls({**_tiny_dit_config(kind), **config_overrides})
+    config.set_inference_dtype(torch.float32, torch.float32)
+    model = config.get_model({}, device=torch.device("cpu"))
+    init_weights(model.diffusion_model, seed)
+    last = model.diffusion_model.final_layer.linear
+    with torch.no_grad():
+        last.weight.mul_(output_scale)
+        last.bias.mul_(output_scale)
+    model.eval()
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+
+
+def tiny_dit_conditioning(batch: int = 1, seed: int = 1, tokens: int = 8) -> list:
+    """Raw conditioning for the tiny DiTs: text tokens and a pooled vector."""
+    gen = torch.Generator().manual_seed(seed)
+    cond = torch.randn(batch, tokens, TINY_DIT_CONTEXT_DIM, generator=gen)
+    return [[cond, {"pooled_output": torch.randn(batch, TINY_DIT_POOLED_DIM, generator=gen)}]]

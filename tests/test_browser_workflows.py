@@ -42,7 +42,9 @@ def server_files(host, comfy_server):  # noqa: F811
 
     tiny = tiny_checkpoints.tiny_models()
     models = comfy_server.base_dir / "models"
-    for folder, name in (("checkpoints", tiny.sd15), ("checkpoints", tiny.sdxl), ("controlnet", tiny.controlnet)):
+    for folder, name in (("checkpoints", tiny.sd15), ("checkpoints", tiny.sdxl), ("controlnet", tiny.controlnet),
+                         ("diffusion_models", tiny.flux_unet), ("text_encoders", tiny.flux_clip_l),
+                         ("text_encoders", tiny.flux_t5), ("vae", tiny.flux_vae)):
         (models / folder).mkdir(parents=True, exist_ok=True)
         link = models / folder / name
         if not link.exists():
@@ -59,6 +61,10 @@ def widget_overrides(tiny, sdxl: bool) -> dict:
     return {
         "ckpt_name": tiny.sdxl if sdxl else tiny.sd15,
         "control_net_name": tiny.controlnet,
+        "unet_name": tiny.flux_unet,
+        "clip_name1": tiny.flux_clip_l,
+        "clip_name2": tiny.flux_t5,
+        "vae_name": tiny.flux_vae,
         "StereoDisparityModelLoader.model_name": f"depthanything/{TINY_DEPTH}",
         "download_if_missing": False,
         "steps": 3,
@@ -89,9 +95,10 @@ def test_workflow_loads_converts_and_runs_in_the_real_frontend(name, server_file
     assert len(ours) == len([n for n in workflow["nodes"] if n["type"] not in FRONTEND_ONLY])
 
     prompt_id = comfy_page.queue(result["output"])  # raises on validation errors (node_errors)
-    if "sdxl" in name:
-        # The tiny SDXL family is registered in the test process only (see tiny_checkpoints), so
-        # the server validates this prompt but cannot load the file; it runs in test_example_workflows.
+    if "sdxl" in name or "flux" in name:
+        # The tiny SDXL and Flux families are registered in the test process only (see
+        # tiny_checkpoints), so the server validates this prompt but cannot load the files; they run
+        # in test_example_workflows.
         return
     entry = comfy_page.wait_done(prompt_id, timeout=240)
     assert entry["status"]["status_str"] == "success", entry["status"]

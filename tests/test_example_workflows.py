@@ -33,7 +33,8 @@ def load_builder():
 
 
 def test_workflows_are_shipped_with_thumbnails_and_reachable_as_example_workflows():
-    assert set(WORKFLOWS) == {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo"}, WORKFLOWS
+    assert set(WORKFLOWS) == {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo",
+                              "flux_text_to_stereo", "flux_photo_to_stereo"}, WORKFLOWS
     link = host_harness.PACK_DIR / "example_workflows"
     assert link.resolve() == SHIPPED.resolve()
     for name in WORKFLOWS:
@@ -97,6 +98,12 @@ def tiny_overrides(prompt: dict, models, sdxl: bool) -> dict:
             inputs["ckpt_name"] = models.sdxl if sdxl else models.sd15
         if "control_net_name" in inputs:
             inputs["control_net_name"] = models.controlnet
+        if kind == "UNETLoader":
+            inputs["unet_name"] = models.flux_unet
+        if kind == "DualCLIPLoader":
+            inputs["clip_name1"], inputs["clip_name2"] = models.flux_clip_l, models.flux_t5
+        if kind == "VAELoader":
+            inputs["vae_name"] = models.flux_vae
         if kind == "StereoDisparityModelLoader":
             inputs["model_name"] = f"depthanything/{TINY_DEPTH}"
             inputs["download_if_missing"] = False

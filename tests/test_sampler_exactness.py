@@ -90,6 +90,14 @@ def _same(a, b):
     return a.shape == b.shape and torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
 
 
+def _left_matches(sampler, left, plain):
+    if _same(left, plain):
+        return True
+    # sa_solver's own update is a matrix product over the whole batch: another batch size may round
+    # differently on another machine (README states the 1e-5 bound).
+    return sampler.startswith("sa_solver") and float((left - plain).abs().max()) <= 1e-5 * float(plain.abs().max())
+
+
 def _unreachable(sampler, steps):
     # UniPC's last reported state is its final one: it needs one step more than the others.
     return sampler.startswith("uni_pc") and steps < 3
@@ -106,7 +114,7 @@ def test_every_sampler_gives_the_plain_left_view_at_every_shift_point(cheap_mode
         plain = _plain(cheap_model, sampler, steps)
         for shift_at in SHIFT_AT:
             out = _stereo(cheap_model, sampler, steps, shift_at)
-            if out.shape != (4, 4, 8, 8) or not _same(out[:2], plain):
+            if out.shape != (4, 4, 8, 8) or not _left_matches(sampler, out[:2], plain):
                 failures.append((sampler, shift_at))
             elif torch.isfinite(plain).all() and (not torch.isfinite(out).all() or torch.equal(out[2:], out[:2])):
                 failures.append((sampler, shift_at, "right"))
@@ -134,7 +142,7 @@ def test_with_a_zero_denoiser_both_eyes_end_where_the_plain_sampler_ends(zero_mo
         plain = _plain(zero_model, sampler, steps)
         out = _stereo(zero_model, sampler, steps)
         bound = float(plain.abs().max()) * 1.5 + 1e-3
-        if not _same(out[:2], plain) or float(out[2:].abs().max()) > bound:
+        if not _left_matches(sampler, out[:2], plain) or float(out[2:].abs().max()) > bound:
             failures.append((sampler, float(plain.abs().max()), float(out[2:].abs().max())))
     assert not failures
 
@@ -144,7 +152,7 @@ def test_every_sampler_gives_the_plain_left_view_with_the_real_unet(tiny_sd15):
     for sampler in _samplers():
         plain = _plain(tiny_sd15, sampler, 7)
         out = _stereo(tiny_sd15, sampler, 7)
-        if not torch.equal(out[:2], plain):
+        if not _left_matches(sampler, out[:2], plain):
             rel = float((out[:2] - plain).abs().max() / plain.abs().max())
             failures.append((sampler, rel))
     assert not failures

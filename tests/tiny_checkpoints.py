@@ -17,6 +17,14 @@
   unchanged CheckpointLoaderSimple, and samples with the host's `model_base.SDXL` (pooled text and
   size embeddings in the adm vector), which is what an SDXL workflow exercises.
 
+- Flux (`tiny_flux.safetensors` for UNETLoader, `tiny_clip_l.safetensors` and
+  `tiny_t5xxl.safetensors` for DualCLIPLoader, `tiny_flux_vae.safetensors` for VAELoader): Flux's
+  detection pins hidden size 3072 and 24 heads, and its text encoders are the host's fixed CLIP-L
+  and T5-XXL (4.7B parameters). As for SDXL, `register_tiny_flux()` adds a Flux.1-dev family of
+  depth 1 + 1 to the host's detection table, with a tiny width, and makes the host's Flux text
+  encoder (DualCLIPLoader, type flux) a CLIP-L and a T5 of tiny widths; the files use Flux's key
+  layouts and the VAE is a 16-channel TAESD, which VAELoader detects by its keys.
+
 Everything is created with the host's own module classes so that the keys are exactly those the
 loaders expect; the weights are seeded random values.
 """
@@ -86,7 +94,26 @@ TINY_SDXL_UNET = {
     "use_temporal_attention": False,
 }
 
+TINY_FLUX_CLIP_L = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+                    "num_hidden_layers": 3, "projection_dim": 32, "hidden_act": "quick_gelu"}
+TINY_FLUX_T5 = {
+    "d_ff": 64, "d_kv": 16, "d_model": 32, "num_heads": 2, "num_layers": 2, "vocab_size": 32128,
+    "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6, "model_type": "t5",
+    "relative_attention_num_buckets": 32, "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
+    "tie_word_embeddings": False, "initializer_factor": 1.0,
+}
+TINY_FLUX = {
+    "image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
+    "vec_in_dim": TINY_FLUX_CLIP_L["hidden_size"], "context_in_dim": TINY_FLUX_T5["d_model"], "hidden_size": 64,
+    "mlp_ratio": 2.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1, "axes_dim": [8, 12, 12],
+    "theta": 10000, "qkv_bias": True, "guidance_embed": True,
+}
+
 SD15_CHECKPOINT = "tiny_sd15.safetensors"
+FLUX_UNET = "tiny_flux.safetensors"
+FLUX_CLIP_L = "tiny_clip_l.safetensors"
+FLUX_T5 = "tiny_t5xxl.safetensors"
+FLUX_VAE = "tiny_flux_vae.safetensors"
 SDXL_CHECKPOINT = "tiny_sdxl.safetensors"
 SD15_CONTROLNET = "tiny_controlnet_sd15.safetensors"
 
@@ -114,10 +141,10 @@ def _unet(config: dict, seed: int) -> torch.nn.Module:
     return unet
 
 
-def _taesd(seed: int) -> torch.nn.Module:
+def _taesd(seed: int, latent_channels: int = 4) -> torch.nn.Module:
     from comfy.taesd.taesd import TAESD
 
-    vae = TAESD()
+    vae = TAESD(latent_channels=latent_channels)
     host_harness.init_weights(vae, seed)
     with torch.no_grad():
         vae.vae_scale.fill_(1.0)
@@ -208,12 +235,94 @@ def register_tiny_sdxl() -> type:
     return TinySDXL
 
 
+def _flux_params() -> dict:
+    import inspect
+
+    import comfy.ldm.flux.model
+
+    params = {k: v for k, v in TINY_FLUX.items() if k != "image_model"}
+    if "txt_ids_dims" in inspect.signature(comfy.ldm.flux.model.FluxParams).parameters:
+        params["txt_ids_dims"] = []
+    return params
+
+
+def flux_diffusion_model(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A Flux.1-dev-layout diffusion model file (no prefix), as UNETLoader reads it."""
+    import comfy.ldm.flux.model
+    import comfy.ops
+
+    model = comfy.ldm.flux.model.Flux(**_flux_params(), dtype=torch.float32, device="cpu",
+                                      operations=comfy.ops.disable_weight_init)
+    host_harness.init_weights(model, seed)
+    return _prefixed("", model)
+
+
+def flux_clip_l(seed: int = 0) -> dict[str, torch.Tensor]:
+    return _prefixed("", _clip_text_model(_clip_config(TINY_FLUX_CLIP_L), seed))
+
+
+def flux_t5(seed: int = 0) -> dict[str, torch.Tensor]:
+    import comfy.text_encoders.t5
+    from comfy import sd1_clip
+
+    t5 = sd1_clip.SDClipModel(device="cpu", dtype=torch.float32, textmodel_json_config=TINY_FLUX_T5,
+                              special_tokens={"end": 1, "pad": 0}, model_class=comfy.text_encoders.t5.T5)
+    host_harness.init_weights(t5.transformer, seed)
+    return _prefixed("", t5.transformer)
+
+
+def flux_vae(seed: int = 0) -> dict[str, torch.Tensor]:
+    return _prefixed("", _taesd(seed, latent_channels=16))
+
+
+_TINY_FLUX_CLASS = None
+
+
+def register_tiny_flux() -> type:
+    """Add the tiny Flux family to the host's detection table and give its Flux text encoder tiny
+    widths (once per process)."""
+    global _TINY_FLUX_CLASS
+    if _TINY_FLUX_CLASS is not None:
+        return _TINY_FLUX_CLASS
+    import comfy.supported_models as sm
+    import comfy.text_encoders.flux
+    import comfy.text_encoders.t5
+    from comfy import sd1_clip
+
+    class TinyFluxClipModel(comfy.text_encoders.flux.FluxClipModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            torch.nn.Module.__init__(self)
+            self.clip_l = sd1_clip.SDClipModel(
+                device=device, dtype=dtype, return_projected_pooled=False, model_options=model_options,
+                textmodel_json_config=_clip_config(TINY_FLUX_CLIP_L))
+            self.t5xxl = sd1_clip.SDClipModel(
+                device=device, dtype=dtype, textmodel_json_config=TINY_FLUX_T5, special_tokens={"end": 1, "pad": 0},
+                model_class=comfy.text_encoders.t5.T5, model_options={**model_options, "model_name": "t5xxl"})
+            self.dtypes = {dtype}
+
+    comfy.text_encoders.flux.flux_clip = lambda **kwargs: TinyFluxClipModel
+
+    class TinyFlux(sm.Flux):
+        unet_config = {"image_model": "flux", "guidance_embed": True, "depth": 1, "depth_single_blocks": 1}
+        unet_extra_config = {k: v for k, v in _flux_params().items()
+                             if k in ("hidden_size", "num_heads", "axes_dim", "context_in_dim", "mlp_ratio")}
+        supported_inference_dtypes = [torch.float32]
+
+    sm.models.insert(0, TinyFlux)
+    _TINY_FLUX_CLASS = TinyFlux
+    return TinyFlux
+
+
 @dataclass(frozen=True)
 class TinyModels:
     root: Path
     sd15: str = SD15_CHECKPOINT
     sdxl: str = SDXL_CHECKPOINT
     controlnet: str = SD15_CONTROLNET
+    flux_unet: str = FLUX_UNET
+    flux_clip_l: str = FLUX_CLIP_L
+    flux_t5: str = FLUX_T5
+    flux_vae: str = FLUX_VAE
 
 
 def write_tiny_models(root: Path) -> TinyModels:
@@ -224,6 +333,10 @@ def write_tiny_models(root: Path) -> TinyModels:
         ("checkpoints", SD15_CHECKPOINT): sd15_checkpoint,
         ("checkpoints", SDXL_CHECKPOINT): sdxl_checkpoint,
         ("controlnet", SD15_CONTROLNET): controlnet_sd15,
+        ("diffusion_models", FLUX_UNET): flux_diffusion_model,
+        ("text_encoders", FLUX_CLIP_L): flux_clip_l,
+        ("text_encoders", FLUX_T5): flux_t5,
+        ("vae", FLUX_VAE): flux_vae,
     }
     for (folder, name), make in files.items():
         path = root / folder / name
@@ -232,6 +345,7 @@ def write_tiny_models(root: Path) -> TinyModels:
             save_file(make(), str(path))
     register_model_root(root)
     register_tiny_sdxl()
+    register_tiny_flux()
     return TinyModels(root=root)
 
 

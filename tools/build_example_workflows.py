@@ -325,11 +325,102 @@ def depth_to_stereo(classes) -> dict:
     return g.to_json("depth_to_stereo")
 
 
+FLUX_UNET = "flux1-dev.safetensors"
+FLUX_CLIP_L = "clip_l.safetensors"
+FLUX_T5 = "t5xxl_fp16.safetensors"
+FLUX_VAE = "ae.safetensors"
+
+
+def flux_text_to_stereo(classes) -> dict:
+    """Text to stereo with Flux, loaded as Flux users load it (diffusion model, two text encoders, VAE)."""
+    g = Graph(classes)
+    g.note((0, -280), (
+        "Text to stereo with Flux\n\nLike text_to_stereo, with Flux.1 dev (or schnell, or a finetune) "
+        "loaded from its separate files: models/diffusion_models, models/text_encoders (clip_l and "
+        "t5xxl) and models/vae (ae.safetensors).\n\nFlux is guidance-distilled: cfg stays 1 on both "
+        "samplers (the negative prompt is then unused). Flux dev takes its guidance (default 3.5) from "
+        "a FluxGuidance node after the prompt; schnell: 4 steps. The attention patch shares the image "
+        "tokens of Flux's joint attention between the two eyes."), size=(520, 260))
+    unet = g.node("UNETLoader", (0, 0), unet_name=FLUX_UNET, weight_dtype="default")
+    clip = g.node("DualCLIPLoader", (0, 140), clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5, type="flux")
+    vae = g.node("VAELoader", (0, 320), vae_name=FLUX_VAE)
+    pos = g.node("CLIPTextEncode", (360, 0), title="Prompt", size=[400, 160],
+                 text="a cozy reading corner with a leather armchair, plants and a warm lamp, detailed photograph")
+    neg = g.node("CLIPTextEncode", (360, 200), title="Negative prompt (unused at cfg 1)", size=[400, 100], text="")
+    g.link(clip, 0, pos, "clip")
+    g.link(clip, 0, neg, "clip")
+    latent = g.node("EmptyLatentImage", (0, 440), width=1024, height=1024, batch_size=1)
+    settings = dict(steps=20, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    left = g.node("KSampler", (820, 0), title="Left view", **settings)
+    for src, out, dst in ((unet, 0, "model"), (pos, 0, "positive"), (neg, 0, "negative"), (latent, 0, "latent_image")):
+        g.link(src, out, left, dst)
+    left_img = g.node("VAEDecode", (1180, 0), title="Decode the left view")
+    g.link(left, 0, left_img, "samples")
+    g.link(vae, 0, left_img, "vae")
+    depth_model = g.node("StereoDisparityModelLoader", (820, 360), model_name=DEPTH_MODEL)
+    disparity = g.node("StereoEstimateDisparity", (1180, 200))
+    g.link(depth_model, 0, disparity, "disparity_model")
+    g.link(left_img, 0, disparity, "image")
+    preview_depth = g.node("PreviewImage", (1540, 0), title="Disparity (near = white)", size=[300, 300])
+    g.link(disparity, 1, preview_depth, "images")
+    patch = g.node("StereoAttentionPatch", (360, 420), mode="unidirectional")
+    g.link(unet, 0, patch, "model")
+    stereo = g.node("StereoKSampler", (820, 560), **settings)
+    for src, out, dst in ((patch, 0, "model"), (pos, 0, "positive"), (neg, 0, "negative"),
+                          (latent, 0, "latent_image"), (disparity, 0, "disparity")):
+        g.link(src, out, stereo, dst)
+    g.primitive((420, 620), 42, [(left, "seed"), (stereo, "seed")], title="seed (same for both samplers)")
+    _stereo_outputs(g, vae, stereo, 1180, 560, "stereo/flux_text_to_stereo")
+    return g.to_json("flux_text_to_stereo")
+
+
+def flux_photo_to_stereo(classes) -> dict:
+    """Photo to stereo with Flux: fixed-point inversion of its own flow ODE (null-text needs cfg > 1)."""
+    g = Graph(classes)
+    g.note((0, -280), (
+        "Photo to stereo with Flux\n\nThe photo becomes the left view: Stereo Null-Text Inversion "
+        "(method fixed_point, the exact inversion of Flux's own Euler steps) gives the start latent, and "
+        "the Stereo KSampler retraces it with the same prompt, steps and cfg (1: Flux is "
+        "guidance-distilled, so the null_text method does not apply). The right view is made from it with "
+        "the disparity estimated from the photo.\n\nDescribe the photo in the prompt. The photo is "
+        "scaled to 1024 px wide first."), size=(520, 260))
+    unet = g.node("UNETLoader", (0, 0), unet_name=FLUX_UNET, weight_dtype="default")
+    clip = g.node("DualCLIPLoader", (0, 140), clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5, type="flux")
+    vae = g.node("VAELoader", (0, 320), vae_name=FLUX_VAE)
+    photo = g.node("LoadImage", (0, 440), image="example.png", size=[320, 360])
+    scale = g.node("ImageScale", (360, 440), upscale_method="lanczos", width=1024, height=0, crop="disabled")
+    g.link(photo, "IMAGE", scale, "image")
+    encode = g.node("VAEEncode", (720, 440))
+    g.link(scale, 0, encode, "pixels")
+    g.link(vae, 0, encode, "vae")
+    pos = g.node("CLIPTextEncode", (360, 0), title="Prompt (describe the photo)", size=[400, 160], text="a photograph")
+    neg = g.node("CLIPTextEncode", (360, 200), title="Negative prompt (unused at cfg 1)", size=[400, 100], text="")
+    g.link(clip, 0, pos, "clip")
+    g.link(clip, 0, neg, "clip")
+    inversion = g.node("StereoNullTextInversion", (820, 0), steps=20, cfg=1.0, method="fixed_point")
+    for src, out, dst in ((unet, 0, "model"), (pos, 0, "positive"), (neg, 0, "negative"), (encode, 0, "latent")):
+        g.link(src, out, inversion, dst)
+    depth_model = g.node("StereoDisparityModelLoader", (360, 640), model_name=DEPTH_MODEL)
+    disparity = g.node("StereoEstimateDisparity", (720, 640))
+    g.link(depth_model, 0, disparity, "disparity_model")
+    g.link(scale, 0, disparity, "image")
+    patch = g.node("StereoAttentionPatch", (820, 360), mode="unidirectional")
+    g.link(unet, 0, patch, "model")
+    stereo = g.node("StereoKSampler", (1180, 0), steps=20, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    for src, out, dst in ((patch, 0, "model"), (pos, 0, "positive"), (neg, 0, "negative"),
+                          (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
+        g.link(src, out, stereo, dst)
+    _stereo_outputs(g, vae, stereo, 1540, 0, "stereo/flux_photo_to_stereo")
+    return g.to_json("flux_photo_to_stereo")
+
+
 WORKFLOWS = {
     "text_to_stereo": text_to_stereo,
     "photo_to_stereo": photo_to_stereo,
     "depth_to_stereo": depth_to_stereo,
     "sdxl_text_to_stereo": sdxl_text_to_stereo,
+    "flux_text_to_stereo": flux_text_to_stereo,
+    "flux_photo_to_stereo": flux_photo_to_stereo,
 }
 
 

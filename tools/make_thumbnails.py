@@ -26,6 +26,8 @@ THUMBNAILS = {
     "photo_to_stereo": ("photo → stereo", [(120, 200, 110), (240, 140, 60), (200, 90, 200)]),
     "depth_to_stereo": ("depth map → stereo", [(200, 200, 200), (150, 150, 150), (240, 240, 240)]),
     "sdxl_text_to_stereo": ("SDXL text → stereo", [(250, 120, 150), (90, 220, 200), (250, 230, 120)]),
+    "flux_text_to_stereo": ("Flux text → stereo", [(120, 140, 250), (250, 170, 90), (170, 240, 130)]),
+    "flux_photo_to_stereo": ("Flux photo → stereo", [(240, 110, 110), (110, 200, 240), (230, 230, 150)]),
 }
 
 
