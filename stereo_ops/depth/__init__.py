@@ -3,14 +3,8 @@
 Not imported by `stereo_ops` itself, so the core library never needs timm.
 """
 
-from .architectures import (
-    SUPPORTED,
-    DepthArchitecture,
-    UnsupportedCheckpoint,
-    build_and_load,
-    detect_architecture,
-    strip_wrappers,
-)
+from .common import SUPPORTED, DepthArchitecture, UnsupportedCheckpoint
+from .detect import build_and_load, detect_architecture, strip_wrappers
 from .estimate import estimate_disparity, predict, relative_to_disparity
 from .preprocess import check_image_batch, network_size, to_image_grid, to_network_input
 

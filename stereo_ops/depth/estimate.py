@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..disparity import normalize_per_sample, normalize_whole_batch
-from .architectures import DepthArchitecture
+from .common import DepthArchitecture
 from .preprocess import check_image_batch, network_size, to_image_grid, to_network_input
 
 

@@ -8,49 +8,21 @@ and V2 checkpoints are identical in names and shapes: the version is a hint give
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn
 
-SUPPORTED = (
-    "Depth Anything V2 (vits, vitb, vitl): depth_anything_v2_vit{s,b,l}.pth or its .safetensors conversions",
-    "Depth Anything V1 (vits, vitb, vitl): depth_anything_vit{s,b,l}14.pth",
-    "MiDaS v3 DPT-Large-384 (dpt_large_384.pt) and DPT-Hybrid-384 (dpt_hybrid_384.pt)",
-    "MiDaS v3.1 DPT-BEiT-L-512 (dpt_beit_large_512.pt)",
+from .common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DepthArchitecture,
+    UnsupportedCheckpoint,
+    heads_for,
+    unsupported_message,
 )
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class DepthArchitecture:
-    """A detected network: how to build it and how to feed it."""
-
-    family: str  # depth_anything_v1, depth_anything_v2, midas_dpt_large, midas_dpt_hybrid, midas_beit_large
-    name: str  # for people, e.g. "Depth Anything V2 ViT-S"
-    config: object
-    native_size: int
-    multiple: int
-    resize_method: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    upsample: str  # how the official code brings the prediction back to the image size
-    build: Callable[[object], nn.Module] = field(repr=False, compare=False)
-
-    def create(self) -> nn.Module:
-        return self.build(self.config)
-
-
-class UnsupportedCheckpoint(ValueError):
-    pass
-
-
-def unsupported_message(reason: str) -> str:
-    return reason + ". Supported depth models:\n  - " + "\n  - ".join(SUPPORTED)
-
+from .depth_anything import DepthAnything, DepthAnythingConfig
+from .midas import detect_midas
 
 _DERIVED_BUFFERS = ("attn.relative_position_index", "attn.k_bias")
 
@@ -77,15 +49,7 @@ def _count_blocks(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
     return len(ids)
 
 
-def heads_for(dim: int) -> int:
-    """Attention heads of the ViTs used here: 64 channels per head (1 head below 64 channels)."""
-    heads = max(1, dim // 64)
-    return heads if dim % heads == 0 else 1
-
-
 def _depth_anything(sd: Mapping[str, torch.Tensor], version: int) -> DepthArchitecture:
-    from .depth_anything import DepthAnything, DepthAnythingConfig
-
     dim = sd["pretrained.cls_token"].shape[-1]
     depth = _count_blocks(sd, "pretrained.blocks.")
     cfg = DepthAnythingConfig(
@@ -123,8 +87,6 @@ def detect_architecture(state_dict: Mapping[str, torch.Tensor], depth_anything_v
             raise ValueError(f"Depth Anything version must be 1 or 2, got {depth_anything_version}")
         return _depth_anything(sd, depth_anything_version)
     if "pretrained.model.cls_token" in sd and "scratch.output_conv.0.weight" in sd:
-        from .midas import detect_midas
-
         return detect_midas(sd)
     sample = ", ".join(sorted(sd)[:4])
     raise UnsupportedCheckpoint(
