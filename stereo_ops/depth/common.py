@@ -42,6 +42,8 @@ class DepthArchitecture:
     # "metric_depth": distance in metres once multiplied by focal length (pixels) / metric_focal_divisor.
     output: str = "disparity"
     metric_focal_divisor: float = 0.0
+    downscale: str = "bicubic"  # resampling when the network input is smaller: bicubic or area
+    unused_prefixes: tuple[str, ...] = ()  # checkpoint parts this single-image network does not run
 
     def create(self) -> nn.Module:
         return self.build(self.config)

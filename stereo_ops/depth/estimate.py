@@ -45,7 +45,7 @@ def predict(
     with torch.inference_mode():
         for start in range(0, b, batch_size):
             chunk = image[start:start + batch_size].to(device=device, dtype=torch.float32)
-            x = to_network_input(chunk, size, arch.mean, arch.std).to(dtype)
+            x = to_network_input(chunk, size, arch.mean, arch.std, arch.downscale).to(dtype)
             pred = model(x)
             outputs.append(to_image_grid(pred, h, w, arch.upsample).to(image.device))
             if on_batch is not None:
