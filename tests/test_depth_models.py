@@ -421,3 +421,13 @@ def test_screen_convergence_per_batch_uses_the_batch_extremes():
     whole = screen_convergence(raw, arch, 2.0, 504, 90.0, per_batch=True)
     torch.testing.assert_close(each, torch.tensor([0.0, 1.0]))
     torch.testing.assert_close(whole, torch.tensor([1 / 3, 1 / 3]))
+
+
+@pytest.mark.parametrize("kind", list(TINY_DA3))
+def test_da3_in_bfloat16_is_close_to_float32(kind):
+    model, arch = build_and_load(tiny_da3(kind).state_dict())
+    image = torch.rand(1, 40, 60, 3, generator=torch.Generator().manual_seed(5))
+    full = estimate_disparity(model, arch, image, resolution=56)
+    half = estimate_disparity(model.to(torch.bfloat16), arch, image, resolution=56, dtype=torch.bfloat16)
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    assert (half - full).abs().mean() < 0.05
