@@ -51,31 +51,19 @@ ARCHS = {
 }
 
 
-def _bench(official, ours, x, iters: int) -> tuple[float, float]:
+def _bench(fns, iters: int) -> list[float]:
+    """Fastest time of each callable, the callables run in turn (interleaved) after one warm-up each."""
     with torch.inference_mode():
-        official(x), ours(x)  # warm up
-        t_off, t_ours = [], []
+        for fn in fns:
+            fn()
+        times = [[] for _ in fns]
         for _ in range(iters):
-            t0 = time.perf_counter()
-            official(x)
-            t1 = time.perf_counter()
-            ours(x)
-            t2 = time.perf_counter()
-            t_off.append(t1 - t0)
-            t_ours.append(t2 - t1)
+            for fn, t in zip(fns, times):
+                t0 = time.perf_counter()
+                fn()
+                t.append(time.perf_counter() - t0)
     # The fastest run is the least disturbed by other work on the machine.
-    return min(t_off), min(t_ours)
-
-
-def _bench_stage(model, arch, frames, iters: int) -> float:
-    """Fastest time of Estimate Disparity's whole computation for one frame."""
-    estimate_disparity(model, arch, frames)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        estimate_disparity(model, arch, frames)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return [min(t) for t in times]
 
 
 def main() -> None:
@@ -102,13 +90,16 @@ def main() -> None:
         del sd
         if repo == "da3":
             size = network_input_size(arch, frame_h, frame_w)
-            frames = torch.rand(1, frame_h, frame_w, 3)
-            t_stage = _bench_stage(ours, arch, frames, args.iters)
         else:
             size = (arch.native_size, arch.native_size)
         x = torch.randn(1, 3, *size)
-        t_off, t_ours = _bench(official, ours, x, args.iters)
+        frames = torch.rand(1, frame_h, frame_w, 3)
+        fns = [lambda: official(x), lambda: ours(x)]
         if repo == "da3":
+            fns.append(lambda: estimate_disparity(ours, arch, frames))
+        t_off, t_ours, *t_rest = _bench(fns, args.iters)
+        if repo == "da3":
+            t_stage = t_rest[0]
             video_rows.append((arch.name, size, 1 / t_off, 1 / t_ours, t_off / t_ours, 1 / t_stage))
         else:
             rows.append((arch.name, size[0], 1 / t_off, 1 / t_ours, t_off / t_ours))

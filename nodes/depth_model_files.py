@@ -62,7 +62,10 @@ def register_model_folders() -> None:
 
 def model_choices() -> list[str]:
     """'folder/file' for every file found, then the known public files not yet present."""
-    found = [f"{folder}/{name}" for folder in FOLDERS for name in folder_paths.get_filename_list(folder)]
+    # Subfolder names use "/" on every OS, so a file found in DA3MONO-LARGE/ matches its known entry.
+    found = [
+        f"{folder}/{name.replace(os.sep, '/')}" for folder in FOLDERS for name in folder_paths.get_filename_list(folder)
+    ]
     missing = [f"{k.folder}/{k.filename}" for k in KNOWN_FILES if f"{k.folder}/{k.filename}" not in found]
     return found + missing
 

@@ -317,7 +317,9 @@ def test_da3_metric_is_a_hint_because_its_weights_look_like_mono():
 
 
 @pytest.mark.parametrize("kind", list(TINY_DA3))
-@pytest.mark.parametrize("suffix,dtype", [(".safetensors", torch.float32), (".safetensors", torch.float16), (".pth", torch.float32)])
+@pytest.mark.parametrize(
+    "suffix,dtype", [(".safetensors", torch.float32), (".safetensors", torch.float16), (".pth", torch.float32)]
+)
 def test_da3_published_layout_round_trip(tmp_path, kind, suffix, dtype):
     model = tiny_da3(kind)
     sd = {k: v.to(dtype) for k, v in da3_file_state_dict(model).items()}

@@ -93,7 +93,9 @@ def _da3(sd: Mapping[str, torch.Tensor], metric: bool) -> DepthArchitecture:
     any_view = enc + "camera_token" in sd
     alt_start = next((i for i in range(depth) if f"{enc}blocks.{i}.attn.q_norm.weight" in sd), -1)
     if any_view and alt_start < 0:
-        raise UnsupportedCheckpoint(unsupported_message("Depth Anything 3 file with a camera token but no QK-norm blocks"))
+        raise UnsupportedCheckpoint(
+            unsupported_message("Depth Anything 3 file with a camera token but no QK-norm blocks")
+        )
     cfg = DA3Config(
         embed_dim=dim,
         depth=depth,
