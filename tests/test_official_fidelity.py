@@ -104,3 +104,24 @@ def test_network_sizes_match_the_official_transforms(hw):
             ow, oh = MidasResize(size, size, resize_target=None, keep_aspect_ratio=True, ensure_multiple_of=32,
                                  resize_method="minimal").get_size(w, h)
             assert network_size(h, w, size, 32, "minimal") == (oh, ow)
+
+
+@pytest.mark.parametrize("hw", [(480, 640), (640, 480), (123, 457), (1080, 1920), (288, 512), (504, 504), (30, 700)])
+def test_da3_network_sizes_match_the_official_input_processor(hw, monkeypatch):
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    h, w = hw
+    path = _need("da3")
+    # Only the sizes matter: a stand-in resize returns an image of the requested size.
+    monkeypatch.setattr(sys.modules["cv2"], "resize",
+                        lambda arr, size, interpolation=None: np.zeros((size[1], size[0], 3), np.uint8), raising=False)
+    with on_path(path + "/src", ("depth_anything_3",)):
+        from depth_anything_3.utils.io.input_processor import InputProcessor
+
+        proc = InputProcessor()
+        img = proc._resize_image(Image.new("RGB", (w, h)), 504, "upper_bound_resize")
+        img = proc._make_divisible_by_resize(img, 14)
+    assert network_size(h, w, 504, 14, "upper_bound") == (img.size[1], img.size[0])
