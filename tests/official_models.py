@@ -2,8 +2,9 @@
 
 STEREO_OFFICIAL_DA2, STEREO_OFFICIAL_DA1, STEREO_OFFICIAL_MIDAS and STEREO_OFFICIAL_DA3 point at
 checkouts of the official Depth Anything V2, Depth Anything, MiDaS and Depth Anything 3
-repositories (DA3 also needs its own dependencies `addict`, `omegaconf` and `imageio` installed). Their code is imported as is,
-never copied here; OpenCV, which they import only for image transforms, is stubbed when missing.
+repositories (DA3 also needs its own dependencies `addict`, `omegaconf` and `imageio`). Their
+code is imported as is, never copied here; OpenCV, which they import only for image transforms,
+is stubbed when missing.
 """
 
 from __future__ import annotations
