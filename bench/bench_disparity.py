@@ -34,6 +34,7 @@ from official_models import (  # noqa: E402
     ENV,
     FINAL_BIAS,
     FINAL_BIAS_VALUE,
+    SCALED,
     build_official,
     official_path,
     published_da3_state_dict,
@@ -83,7 +84,7 @@ def main() -> None:
             print(f"skipping {key}: set {ENV[repo]}", file=sys.stderr)
             continue
         official = build_official(repo, variant)
-        sd = randomize(official, FINAL_BIAS[repo], bias_value=FINAL_BIAS_VALUE.get(repo, 0.5))
+        sd = randomize(official, FINAL_BIAS[repo], bias_value=FINAL_BIAS_VALUE.get(repo, 0.5), scaled=SCALED.get(repo))
         if repo == "da3":
             sd = published_da3_state_dict(sd)
         ours, arch = build_and_load(sd, depth_anything_version=version, da3_metric="metric" in variant)

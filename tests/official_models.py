@@ -31,7 +31,10 @@ FINAL_BIAS = {"da2": "depth_head.scratch.output_conv2.2.bias", "da1": "depth_hea
               # a bias of 0.3 puts about half the pixels on each side, so the sky step runs.
               "da3": "net.head.scratch.sky_output_conv2.2.bias"}
 FINAL_BIAS_VALUE = {"da3": 0.3}
-DA3_VARIANTS = ("da3-small", "da3-base", "da3mono-large", "da3metric-large")
+# Spread the random sky map widely around its threshold, so that no pixel sits within rounding
+# error of it (such a pixel could be sky in one implementation and ground in the other).
+SCALED = {"da3": {"net.head.scratch.sky_output_conv2.2.weight": 100.0}}
+DA3_VARIANTS = ("da3-small", "da3-base", "da3mono-large", "da3metric-large", "da3-large")
 
 
 class OfficialDA3(torch.nn.Module):
@@ -110,7 +113,10 @@ def build_official(repo: str, variant: str) -> torch.nn.Module:
     return model
 
 
-def randomize(model: torch.nn.Module, final_bias: str, seed: int = 0, bias_value: float = 0.5) -> dict[str, torch.Tensor]:
+def randomize(
+    model: torch.nn.Module, final_bias: str, seed: int = 0, bias_value: float = 0.5,
+    scaled: dict[str, float] | None = None,
+) -> dict[str, torch.Tensor]:
     """Random weights (norm weights and layer scales near 1) loaded into `model` and returned."""
     gen = torch.Generator().manual_seed(seed)
     sd = {}
@@ -121,6 +127,9 @@ def randomize(model: torch.nn.Module, final_bias: str, seed: int = 0, bias_value
             sd[k] = 1.0 + 0.1 * torch.randn(v.shape, generator=gen)
         else:
             sd[k] = 0.02 * torch.randn(v.shape, generator=gen)
+    for key, factor in (scaled or {}).items():
+        if key in sd:
+            sd[key] = sd[key] * factor
     if final_bias in sd:
         sd[final_bias] = torch.full_like(sd[final_bias], bias_value)  # keep the last ReLU's output non-zero
     model.load_state_dict(sd)

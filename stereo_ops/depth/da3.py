@@ -268,7 +268,8 @@ class DA3Head(nn.Module):
         fused = self.scratch.output_conv1(self.scratch.fuse(levels, sized=True))
         fused = F.interpolate(fused, (grid_h * PATCH_SIZE, grid_w * PATCH_SIZE), mode="bilinear", align_corners=True)
         fused = self._with_uv(fused, aspect)
-        depth = torch.exp(self.scratch.output_conv2(fused)[:, 0])
+        # exp in float32 (the official head runs outside autocast): half precision overflows above e^11.
+        depth = torch.exp(self.scratch.output_conv2(fused)[:, 0].float())
         sky = F.relu(self.scratch.sky_output_conv2(fused)[:, 0]) if self.sky_head else None
         return depth, sky
 
