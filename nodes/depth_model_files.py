@@ -36,6 +36,11 @@ KNOWN_FILES = (
     *(KnownFile("depthanything", f"depth_anything_vit{s}14.pth",
                 f"{_HF}/spaces/LiheYoung/Depth-Anything/resolve/main/checkpoints/depth_anything_vit{s}14.pth",
                 "Apache-2.0") for s in "sbl"),
+    # Depth Anything 3: every repository publishes its weights as model.safetensors, so each keeps
+    # its official name in a subfolder named after the repository.
+    *(KnownFile("depthanything", f"{repo}/model.safetensors",
+                f"{_HF}/depth-anything/{repo}/resolve/main/model.safetensors", "Apache-2.0")
+      for repo in ("DA3MONO-LARGE", "DA3METRIC-LARGE", "DA3-BASE", "DA3-SMALL")),
     KnownFile("midas", "dpt_large_384.pt", f"{_MIDAS}/v3/dpt_large_384.pt", "MIT"),
     KnownFile("midas", "dpt_hybrid_384.pt", f"{_MIDAS}/v3/dpt_hybrid_384.pt", "MIT"),
     KnownFile("midas", "dpt_beit_large_512.pt", f"{_MIDAS}/v3_1/dpt_beit_large_512.pt", "MIT"),
@@ -57,7 +62,10 @@ def register_model_folders() -> None:
 
 def model_choices() -> list[str]:
     """'folder/file' for every file found, then the known public files not yet present."""
-    found = [f"{folder}/{name}" for folder in FOLDERS for name in folder_paths.get_filename_list(folder)]
+    # Subfolder names use "/" on every OS, so a file found in DA3MONO-LARGE/ matches its known entry.
+    found = [
+        f"{folder}/{name.replace(os.sep, '/')}" for folder in FOLDERS for name in folder_paths.get_filename_list(folder)
+    ]
     missing = [f"{k.folder}/{k.filename}" for k in KNOWN_FILES if f"{k.folder}/{k.filename}" not in found]
     return found + missing
 
@@ -74,8 +82,8 @@ def _offline() -> bool:
 
 
 def _download(known: KnownFile, folder_dir: str) -> str:
-    os.makedirs(folder_dir, exist_ok=True)
-    target = os.path.join(folder_dir, known.filename)
+    target = os.path.join(folder_dir, *known.filename.split("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     partial = target + ".part"
     LOG.info("[StereoDiffusion] downloading %s (%s licence) to %s", known.url, known.license, target)
     with urllib.request.urlopen(known.url, timeout=60) as response, open(partial, "wb") as out:
@@ -108,6 +116,12 @@ def resolve_model_file(choice: str, download: bool) -> str:
         f"depth model file '{name}' is missing and {reason}. Get it from {known.url} "
         f"(licence {known.license}). {where}."
     )
+
+
+def da3_metric_hint(choice: str) -> bool:
+    """DA3METRIC and DA3MONO files have identical names and shapes: the official folder or file
+    name (DA3METRIC-LARGE) says which one it is."""
+    return "metric" in choice.lower()
 
 
 def depth_anything_version_hint(choice: str) -> int:

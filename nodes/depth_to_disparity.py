@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..stereo_ops.depth_map import NORMALIZATIONS, depth_map_to_disparity
+from ..stereo_ops.depth_map import CONVERSIONS, NORMALIZATIONS, depth_map_to_disparity
 
 CATEGORY = "stereo/disparity"
 
@@ -17,7 +17,9 @@ class StereoDepthToDisparity(io.ComfyNode):
             display_name="Depth to Disparity",
             category=CATEGORY,
             description="Turn a depth or disparity map from another node (comfyui_controlnet_aux, "
-            "Marigold, a painted map, a MASK) into a disparity MASK: 0..1, near = 1.",
+            "Marigold, Depth Anything 3, a painted map, a MASK) into a disparity MASK: 0..1, near = 1. "
+            "Disparity-like maps (near = bright) are stretched linearly; true depth maps (near = small) "
+            "need conversion 'depth', the reciprocal 1/Z.",
             inputs=[
                 io.Image.Input(
                     "image", optional=True,
@@ -26,13 +28,15 @@ class StereoDepthToDisparity(io.ComfyNode):
                 io.Mask.Input("mask", optional=True, tooltip="A depth or disparity map as a MASK. Used when no image is given."),
                 io.Boolean.Input(
                     "invert", default=False,
-                    tooltip="On for depth maps (near = dark/small, e.g. Marigold depth). Off for disparity-style "
-                    "maps where near is bright (MiDaS, Depth Anything, most ControlNet depth preprocessors).",
+                    tooltip="With conversion 'linear': on for maps where near is dark, taken as the linear inverse "
+                    "(Zmax - Z)/(Zmax - Zmin); off for disparity-like maps where near is bright (MiDaS, Depth "
+                    "Anything V1/V2, most ControlNet depth preprocessors). True depth (Marigold, Depth Anything 3, "
+                    "metric depth) is better converted with conversion 'depth'. Ignored by conversion 'depth'.",
                 ),
                 io.Combo.Input(
                     "normalization", options=list(NORMALIZATIONS), default="per image",
                     tooltip="per image: stretch each map to 0..1. per batch: one stretch for all (video). "
-                    "none: keep values, clamped to 0..1.",
+                    "none: keep values, clamped to 0..1 (conversion 'depth': near_clip / Z).",
                 ),
                 io.Float.Input(
                     "gamma", default=1.0, min=0.1, max=10.0, step=0.05,
@@ -44,18 +48,41 @@ class StereoDepthToDisparity(io.ComfyNode):
                 ),
                 io.Int.Input("width", default=0, min=0, max=16384, tooltip="Output width; 0 keeps the map's width."),
                 io.Int.Input("height", default=0, min=0, max=16384, tooltip="Output height; 0 keeps the map's height."),
+                io.Combo.Input(
+                    "conversion", options=list(CONVERSIONS), default="linear", optional=True,
+                    tooltip="linear: the map is disparity-like (MiDaS, Depth Anything V1/V2: near = bright), "
+                    "stretched as it is or linearly inverted with 'invert'. depth: the map is true depth (Marigold, "
+                    "Depth Anything 3, metric depth: near = small); disparity is its reciprocal fB/Z, normalised "
+                    "as (1/Z - 1/Zmax)/(1/Zmin - 1/Zmax). Depth 1, 2, 5, 10 gives 1, 0.444, 0.111, 0 (linear: "
+                    "1, 0.889, 0.556, 0).",
+                ),
+                io.Float.Input(
+                    "near_clip", default=0.01, min=1e-6, max=1e6, step=0.001, optional=True,
+                    tooltip="conversion 'depth' only: depth below this (in the map's units: 0..1 for images, "
+                    "metres for metric depth) counts as this, so zeros and near noise cannot take the whole range.",
+                ),
+                io.Float.Input(
+                    "temporal_smoothing", default=0.0, min=0.0, max=0.99, step=0.01, optional=True,
+                    tooltip="Video: treat the batch as frames in order and smooth each pixel over time (forward "
+                    "and backward, no lag) after normalisation. 0 = off; 0.5 averages about 3 frames each way. "
+                    "Use with normalization 'per batch' against flicker; high values blur fast motion.",
+                ),
             ],
             outputs=[io.Mask.Output("disparity", tooltip="Disparity (B, H, W), 0..1, near = 1.")],
         )
 
     @classmethod
-    def execute(cls, invert, normalization, gamma, blur, width, height, image=None, mask=None) -> io.NodeOutput:
+    def execute(
+        cls, invert, normalization, gamma, blur, width, height, image=None, mask=None,
+        conversion="linear", near_clip=0.01, temporal_smoothing=0.0,
+    ) -> io.NodeOutput:
         source = image if image is not None else mask
         if source is None:
             raise ValueError("Depth to Disparity needs a map: connect 'image' or 'mask'.")
         return io.NodeOutput(depth_map_to_disparity(
             source, invert=invert, normalization=normalization, gamma=gamma, blur_sigma=blur,
-            height=height, width=width,
+            height=height, width=width, conversion=conversion, near_clip=near_clip,
+            temporal_smoothing=temporal_smoothing,
         ))
 
 

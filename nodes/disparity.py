@@ -12,14 +12,31 @@ import timm  # noqa: F401
 import torch
 from comfy_api.latest import io
 
-from ..stereo_ops.depth import DepthArchitecture, build_and_load, check_image_batch, estimate_disparity
-from .depth_model_files import depth_anything_version_hint, model_choices, register_model_folders, resolve_model_file
+from ..stereo_ops.depth import (
+    DepthArchitecture,
+    build_and_load,
+    check_image_batch,
+    network_input_size,
+    predict,
+    prediction_to_disparity,
+    screen_convergence,
+)
+from ..stereo_ops.temporal import smooth_over_time
+from .depth_model_files import (
+    da3_metric_hint,
+    depth_anything_version_hint,
+    model_choices,
+    register_model_folders,
+    resolve_model_file,
+)
 
 CATEGORY = "stereo/disparity"
 DisparityModelType = io.Custom("DISPARITY_MODEL")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 NORMALIZATION = ("per image", "per batch")
+# New options go last: saved workflows store the chosen text, so existing choices keep working.
+VERSIONS = ("auto", "V2", "V1", "DA3 relative", "DA3 metric")
 
 register_model_folders()
 
@@ -51,9 +68,9 @@ class StereoDisparityModelLoader(io.ComfyNode):
             node_id="StereoDisparityModelLoader",
             display_name="Load Disparity Model",
             category=CATEGORY,
-            description="Load a monocular depth network (Depth Anything V2/V1, MiDaS DPT-Large, "
-            "DPT-Hybrid, DPT-BEiT-L-512) from models/depthanything or models/midas. The architecture "
-            "is read from the file's weights.",
+            description="Load a monocular depth network (Depth Anything V2/V1, Depth Anything 3 Mono/Metric/"
+            "Small/Base, MiDaS DPT-Large, DPT-Hybrid, DPT-BEiT-L-512) from models/depthanything or models/midas. "
+            "The architecture is read from the file's weights.",
             inputs=[
                 io.Combo.Input(
                     "model_name", options=model_choices(),
@@ -65,9 +82,11 @@ class StereoDisparityModelLoader(io.ComfyNode):
                     tooltip="Weight precision. auto: fp16/bf16 where the device runs them well, else fp32.",
                 ),
                 io.Combo.Input(
-                    "depth_anything_version", options=["auto", "V2", "V1"], default="auto", optional=True,
-                    tooltip="Depth Anything V1 and V2 files have the same weight names, so the version "
-                    "cannot be read from them. auto: V1 for the official depth_anything_vit?14 files, else V2.",
+                    "depth_anything_version", options=list(VERSIONS), default="auto", optional=True,
+                    tooltip="What the weights cannot tell. Depth Anything V1 and V2 files have the same weight "
+                    "names: auto takes V1 for the official depth_anything_vit?14 files, else V2. DA3METRIC-LARGE "
+                    "and DA3MONO-LARGE have the same weight names too: auto takes metric when the file or folder "
+                    "name says 'metric'. Other DA3 files are recognised from their weights.",
                 ),
                 io.Boolean.Input(
                     "download_if_missing", default=True, optional=True,
@@ -82,11 +101,12 @@ class StereoDisparityModelLoader(io.ComfyNode):
     def execute(cls, model_name, precision, depth_anything_version="auto", download_if_missing=True) -> io.NodeOutput:
         path = resolve_model_file(model_name, download_if_missing)
         version = {"V1": 1, "V2": 2}.get(depth_anything_version) or depth_anything_version_hint(model_name)
+        metric = {"DA3 metric": True, "DA3 relative": False}.get(depth_anything_version, da3_metric_hint(model_name))
         try:
             state_dict = comfy.utils.load_torch_file(path, safe_load=True)
         except Exception as exc:
             raise ValueError(f"could not read depth model file {path}: {exc}. Is the file complete?") from exc
-        model, arch = build_and_load(state_dict, depth_anything_version=version)
+        model, arch = build_and_load(state_dict, depth_anything_version=version, da3_metric=metric)
         load_device = mm.get_torch_device()
         dtype = _choose_dtype(precision, load_device)
         patcher = comfy.model_patcher.ModelPatcher(
@@ -103,15 +123,18 @@ class StereoEstimateDisparity(io.ComfyNode):
             display_name="Estimate Disparity",
             category=CATEGORY,
             description="Estimate a disparity map (near = 1, far = 0) for each image with a depth "
-            "network, at the image's own size and aspect ratio.",
+            "network, at the image's own size and aspect ratio. Networks that predict depth (Depth Anything 3) "
+            "are converted by the reciprocal 1/Z. For video: per batch normalisation and temporal smoothing "
+            "keep the frames from flickering; frames go through the network batch_size at a time.",
             inputs=[
                 DisparityModelType.Input("disparity_model", tooltip="From Load Disparity Model."),
                 io.Image.Input("image", tooltip="RGB images, any size and aspect ratio."),
                 io.Int.Input(
                     "resolution", default=0, min=0, max=4096, step=1,
-                    tooltip="Size the network works at. 0: the model's native size (518 Depth Anything, "
-                    "384 DPT-Large/Hybrid, 512 BEiT-L-512). Depth Anything scales the shorter side to it, MiDaS "
-                    "fits the image to it as its official code does. Higher gives finer detail, slower.",
+                    tooltip="Size the network works at. 0: the model's native size (518 Depth Anything, 504 "
+                    "Depth Anything 3, 384 DPT-Large/Hybrid, 512 BEiT-L-512). Depth Anything scales the shorter side "
+                    "to it, Depth Anything 3 the longer side, MiDaS fits the image to it as its official code does. "
+                    "Higher gives finer detail, slower.",
                 ),
                 io.Combo.Input(
                     "normalization", options=list(NORMALIZATION), default="per image",
@@ -120,27 +143,64 @@ class StereoEstimateDisparity(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "batch_size", default=1, min=1, max=64, optional=True,
-                    tooltip="Images run through the network at once; more is faster but needs more memory.",
+                    tooltip="Images run through the network at once; more is faster but needs more memory. "
+                    "Only this many frames are on the GPU at a time, so long clips work.",
+                ),
+                io.Float.Input(
+                    "temporal_smoothing", default=0.0, min=0.0, max=0.99, step=0.01, optional=True,
+                    tooltip="Video: treat the batch as frames in order and smooth each pixel over time (forward "
+                    "and backward, no lag). 0 = off; 0.5 averages about 3 frames each way. Use with normalization "
+                    "'per batch'; high values blur fast motion.",
+                ),
+                io.Float.Input(
+                    "screen_depth", default=0.0, min=0.0, max=10000.0, step=0.1, optional=True,
+                    tooltip="Metric models (Depth Anything 3 Metric) only: the distance in metres that sits at "
+                    "the screen plane. Gives the matching 'convergence' output for the stereo sampler. 0 = off.",
+                ),
+                io.Float.Input(
+                    "horizontal_fov", default=60.0, min=1.0, max=179.0, step=0.5, optional=True,
+                    tooltip="Metric models only: the photo's horizontal field of view in degrees, which turns the "
+                    "network's output into metres (DA3 Metric: focal length x output / 300).",
                 ),
             ],
             outputs=[
                 io.Mask.Output("disparity", tooltip="Disparity (B, H, W), 0..1, near = 1."),
                 io.Image.Output("preview", tooltip="The disparity as a gray image."),
+                io.Float.Output(
+                    "convergence", tooltip="With screen_depth: the sampler convergence that puts that depth at the "
+                    "screen (the mean over images with per image normalisation). 0 otherwise.",
+                ),
             ],
         )
 
     @classmethod
-    def execute(cls, disparity_model, image, resolution, normalization, batch_size=1) -> io.NodeOutput:
-        disparity = run_disparity_model(disparity_model, image, resolution, normalization == "per batch", batch_size)
-        return io.NodeOutput(disparity, disparity.unsqueeze(-1).expand(-1, -1, -1, 3).contiguous())
+    def execute(
+        cls, disparity_model, image, resolution, normalization, batch_size=1, temporal_smoothing=0.0,
+        screen_depth=0.0, horizontal_fov=60.0,
+    ) -> io.NodeOutput:
+        image = check_image_batch(image)
+        arch = disparity_model.architecture
+        if screen_depth > 0 and arch.output != "metric_depth":
+            raise ValueError(
+                f"screen_depth needs a metric depth model; {arch.name} predicts relative depth. Set it to 0 and "
+                "choose the depth at the screen with the sampler's convergence instead."
+            )
+        per_batch = normalization == "per batch"
+        prediction = _predict(disparity_model, image, resolution, batch_size)
+        disparity = prediction_to_disparity(prediction, arch, per_batch)
+        disparity = smooth_over_time(disparity, temporal_smoothing, inplace=True).to(mm.intermediate_device())
+        convergence = 0.0
+        if screen_depth > 0:
+            width = network_input_size(arch, image.shape[1], image.shape[2], resolution)[1]
+            convergence = screen_convergence(prediction, arch, screen_depth, width, horizontal_fov, per_batch)
+            convergence = float(convergence.mean())
+        # A broadcast view, not a copy: a long clip's preview costs no memory beyond the disparity.
+        return io.NodeOutput(disparity, disparity.unsqueeze(-1).expand(-1, -1, -1, 3), convergence)
 
 
-def run_disparity_model(
-    disparity_model: DisparityModel, image: torch.Tensor, resolution: int = 0, per_batch: bool = False,
-    batch_size: int = 1, progress: bool = True,
-) -> torch.Tensor:
-    """Disparity (B, H, W) of RGB images, as Estimate Disparity computes it (also used by the samplers)."""
-    image = check_image_batch(image)
+def _predict(disparity_model: DisparityModel, image: torch.Tensor, resolution: int, batch_size: int,
+             progress: bool = True) -> torch.Tensor:
+    """The network's raw prediction for RGB images, on the model's device, with progress and interrupts."""
     patcher = disparity_model.patcher
     mm.load_models_gpu([patcher])
     bar = comfy.utils.ProgressBar(image.shape[0]) if progress else None
@@ -150,11 +210,20 @@ def run_disparity_model(
             bar.update(done)
         mm.throw_exception_if_processing_interrupted()
 
-    return estimate_disparity(
-        patcher.model, disparity_model.architecture, image, resolution,
-        per_batch=per_batch, device=patcher.load_device,
+    return predict(
+        patcher.model, disparity_model.architecture, image, resolution, device=patcher.load_device,
         dtype=disparity_model.dtype, batch_size=batch_size, on_batch=on_batch,
-    ).to(mm.intermediate_device())
+    )
+
+
+def run_disparity_model(
+    disparity_model: DisparityModel, image: torch.Tensor, resolution: int = 0, per_batch: bool = False,
+    batch_size: int = 1, progress: bool = True,
+) -> torch.Tensor:
+    """Disparity (B, H, W) of RGB images, as Estimate Disparity computes it (also used by the samplers)."""
+    image = check_image_batch(image)
+    prediction = _predict(disparity_model, image, resolution, batch_size, progress)
+    return prediction_to_disparity(prediction, disparity_model.architecture, per_batch).to(mm.intermediate_device())
 
 
 NODES = [StereoDisparityModelLoader, StereoEstimateDisparity]

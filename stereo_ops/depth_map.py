@@ -9,9 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from .disparity import normalize_per_sample, normalize_whole_batch, resize_disparity
+from .temporal import smooth_over_time
 
 Normalization = Literal["per image", "per batch", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("per image", "per batch", "none")
+Conversion = Literal["linear", "depth"]
+CONVERSIONS: tuple[str, ...] = ("linear", "depth")
 
 
 def map_to_single_channel(depth: torch.Tensor, name: str = "depth") -> torch.Tensor:
@@ -50,6 +53,23 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return out[:, 0]
 
 
+def reciprocal_disparity(depth: torch.Tensor, normalization: Normalization, near_clip: float) -> torch.Tensor:
+    """True disparity of a depth map (near = small): D = fB/Z, up to the scale the normalisation sets.
+
+    Depth below `near_clip` (in the map's own units) counts as `near_clip`, so zeros and the
+    nearest noise cannot take the whole range. With Z' = max(Z, near_clip):
+      per image / per batch: D = (1/Z' - 1/Z'max) / (1/Z'min - 1/Z'max), extremes of the image or
+        of the whole batch (a flat map gives 0);
+      none: D = near_clip / Z', an absolute disparity (1 at the near clip) that no frame rescales.
+    """
+    if near_clip <= 0:
+        raise ValueError(f"near_clip must be positive, got {near_clip}")
+    inverse = 1.0 / depth.clamp_min(near_clip)
+    if normalization == "none":
+        return inverse * near_clip
+    return normalize_per_sample(inverse) if normalization == "per image" else normalize_whole_batch(inverse)
+
+
 def depth_map_to_disparity(
     depth: torch.Tensor,
     *,
@@ -59,15 +79,25 @@ def depth_map_to_disparity(
     blur_sigma: float = 0.0,
     height: int = 0,
     width: int = 0,
+    conversion: Conversion = "linear",
+    near_clip: float = 0.01,
+    temporal_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Any depth/disparity map to a (B, H, W) disparity in [0, 1] with near = 1.
 
-    `invert` for depth maps (near = small). Normalisation stretches each map (or the batch as a
-    whole, for video) to [0, 1]; "none" only clamps. `gamma` > 1 pushes mid depths back, < 1
-    pulls them forward. `height`/`width` 0 keep the map's size.
+    conversion "linear": the map is disparity-like (near = bright: MiDaS, Depth Anything V1/V2)
+    and is stretched as it is, or with `invert` its linear inverse (Zmax - Z) / (Zmax - Zmin).
+    conversion "depth": the map is true depth (near = small: Marigold, Depth Anything 3, metric
+    depth) and becomes its reciprocal (see `reciprocal_disparity`); `invert` does not apply.
+    Normalisation stretches each map (or the batch as a whole, for video) to [0, 1]; "none" only
+    clamps. `temporal_smoothing` treats the batch as video frames in order and smooths each
+    pixel over time (`smooth_over_time`) after the normalisation. `gamma` > 1 pushes mid depths
+    back, < 1 pulls them forward. `height`/`width` 0 keep the map's size.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if conversion not in CONVERSIONS:
+        raise ValueError(f"conversion must be one of {CONVERSIONS}, got {conversion!r}")
     if gamma <= 0:
         raise ValueError(f"gamma must be positive, got {gamma}")
     if blur_sigma < 0:
@@ -77,12 +107,15 @@ def depth_map_to_disparity(
     d = map_to_single_channel(depth)
     if height or width:
         d = resize_disparity(d, height or d.shape[-2], width or d.shape[-1])
-    if normalization == "none":
+    if conversion == "depth":
+        d = reciprocal_disparity(d, normalization, near_clip)
+    elif normalization == "none":
         d = d.clamp(0.0, 1.0)
         d = 1.0 - d if invert else d
     else:
         signed = -d if invert else d
         d = normalize_per_sample(signed) if normalization == "per image" else normalize_whole_batch(signed)
+    d = smooth_over_time(d, temporal_smoothing, inplace=True)
     if gamma != 1.0:
         d = d.pow(gamma)
     return gaussian_blur(d, blur_sigma).clamp(0.0, 1.0)

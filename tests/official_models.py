@@ -1,8 +1,10 @@
 """Build the official implementations from local checkouts named by environment variables.
 
-STEREO_OFFICIAL_DA2, STEREO_OFFICIAL_DA1 and STEREO_OFFICIAL_MIDAS point at checkouts of the
-official Depth Anything V2, Depth Anything and MiDaS repositories. Their code is imported as is,
-never copied here; OpenCV, which they import only for image transforms, is stubbed when missing.
+STEREO_OFFICIAL_DA2, STEREO_OFFICIAL_DA1, STEREO_OFFICIAL_MIDAS and STEREO_OFFICIAL_DA3 point at
+checkouts of the official Depth Anything V2, Depth Anything, MiDaS and Depth Anything 3
+repositories (DA3 also needs its own dependencies `addict`, `omegaconf` and `imageio`). Their
+code is imported as is, never copied here; OpenCV, which they import only for image transforms,
+is stubbed when missing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import types
 
 import torch
 
-ENV = {"da2": "STEREO_OFFICIAL_DA2", "da1": "STEREO_OFFICIAL_DA1", "midas": "STEREO_OFFICIAL_MIDAS"}
+ENV = {"da2": "STEREO_OFFICIAL_DA2", "da1": "STEREO_OFFICIAL_DA1", "midas": "STEREO_OFFICIAL_MIDAS",
+       "da3": "STEREO_OFFICIAL_DA3"}
 DA_SIZES = {
     "vits": dict(features=64, out_channels=[48, 96, 192, 384]),
     "vitb": dict(features=128, out_channels=[96, 192, 384, 768]),
@@ -23,7 +26,31 @@ DA_SIZES = {
 }
 MIDAS_BACKBONES = {"dpt_large": "vitl16_384", "dpt_hybrid": "vitb_rn50_384", "beit_large": "beitl16_512"}
 FINAL_BIAS = {"da2": "depth_head.scratch.output_conv2.2.bias", "da1": "depth_head.scratch.output_conv2.2.bias",
-              "midas": "scratch.output_conv.4.bias"}
+              "midas": "scratch.output_conv.4.bias",
+              # DA3's depth is exp(.), always positive; its sky map is relu(.) against a 0.3 threshold:
+              # a bias of 0.3 puts about half the pixels on each side, so the sky step runs.
+              "da3": "net.head.scratch.sky_output_conv2.2.bias"}
+FINAL_BIAS_VALUE = {"da3": 0.3}
+# Spread the random sky map widely around its threshold, so that no pixel sits within rounding
+# error of it (such a pixel could be sky in one implementation and ground in the other).
+SCALED = {"da3": {"net.head.scratch.sky_output_conv2.2.weight": 100.0}}
+DA3_VARIANTS = ("da3-small", "da3-base", "da3mono-large", "da3metric-large", "da3-large")
+
+
+class OfficialDA3(torch.nn.Module):
+    """The official DepthAnything3Net as an image-batch -> depth map: each image one single-view scene."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net(x[i:i + 1, None]).depth[:, 0] for i in range(x.shape[0])])
+
+
+def published_da3_state_dict(sd: dict) -> dict:
+    """The key layout of the published model.safetensors: the API wrapper's `model.` prefix."""
+    return {"model." + k.removeprefix("net."): v for k, v in sd.items()}
 
 
 def official_path(repo: str) -> str | None:
@@ -64,6 +91,12 @@ def build_official(repo: str, variant: str) -> torch.nn.Module:
             from depth_anything_v2.dpt import DepthAnythingV2
 
             return DepthAnythingV2(encoder=variant, **DA_SIZES[variant]).eval()
+    if repo == "da3":
+        with on_path(os.path.join(path, "src"), ("depth_anything_3",)):
+            from depth_anything_3.cfg import create_object, load_config
+            from depth_anything_3.registry import MODEL_REGISTRY
+
+            return OfficialDA3(create_object(load_config(MODEL_REGISTRY[variant]))).eval()
     if repo == "da1":
         with on_path(path, ("depth_anything", "dinov2", "hubconf")):
             from depth_anything.dpt import DPT_DINOv2
@@ -80,7 +113,10 @@ def build_official(repo: str, variant: str) -> torch.nn.Module:
     return model
 
 
-def randomize(model: torch.nn.Module, final_bias: str, seed: int = 0) -> dict[str, torch.Tensor]:
+def randomize(
+    model: torch.nn.Module, final_bias: str, seed: int = 0, bias_value: float = 0.5,
+    scaled: dict[str, float] | None = None,
+) -> dict[str, torch.Tensor]:
     """Random weights (norm weights and layer scales near 1) loaded into `model` and returned."""
     gen = torch.Generator().manual_seed(seed)
     sd = {}
@@ -91,6 +127,10 @@ def randomize(model: torch.nn.Module, final_bias: str, seed: int = 0) -> dict[st
             sd[k] = 1.0 + 0.1 * torch.randn(v.shape, generator=gen)
         else:
             sd[k] = 0.02 * torch.randn(v.shape, generator=gen)
-    sd[final_bias] = torch.full_like(sd[final_bias], 0.5)  # keep the last ReLU's output non-zero
+    for key, factor in (scaled or {}).items():
+        if key in sd:
+            sd[key] = sd[key] * factor
+    if final_bias in sd:
+        sd[final_bias] = torch.full_like(sd[final_bias], bias_value)  # keep the last ReLU's output non-zero
     model.load_state_dict(sd)
     return sd

@@ -54,6 +54,11 @@ def server_files(host, comfy_server):  # noqa: F811
     y, x = np.mgrid[0:96, 0:96]
     photo = np.stack([x * 2.5, y * 3.0, (x + y) * 1.4], -1).clip(0, 255).astype(np.uint8)
     Image.fromarray(photo).save(comfy_server.base_dir / "input" / "example.png")
+    if "video_to_stereo" in WORKFLOWS:
+        from test_video_workflow import _load_host_video_nodes, _write_clip
+
+        _write_clip(comfy_server.base_dir / "input" / "example.mp4")
+        _load_host_video_nodes(host)  # the server has them; the converter in this process needs them too
     return tiny
 
 

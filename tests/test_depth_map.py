@@ -72,3 +72,57 @@ def test_bad_maps_get_clear_errors(kwargs, match):
     depth = kwargs.pop("depth")
     with pytest.raises(ValueError, match=match):
         depth_map_to_disparity(depth, **kwargs)
+
+
+def test_depth_conversion_is_the_reciprocal_normalised():
+    """The issue's example: Z = 1, 2, 5, 10 -> (1/Z - 1/10) / (1/1 - 1/10)."""
+    z = torch.tensor([[[1.0, 2.0, 5.0, 10.0]]])
+    d = depth_map_to_disparity(z, conversion="depth")
+    torch.testing.assert_close(d, torch.tensor([[[1.0, 4 / 9, 1 / 9, 0.0]]]))
+    linear = depth_map_to_disparity(z, invert=True)
+    torch.testing.assert_close(linear, torch.tensor([[[1.0, 8 / 9, 5 / 9, 0.0]]]))
+    # invert does not apply to true depth: the map is depth by definition.
+    torch.testing.assert_close(depth_map_to_disparity(z, conversion="depth", invert=True), d)
+
+
+def test_depth_conversion_is_scale_free_and_clips_near():
+    z = torch.tensor([[[1.0, 2.0, 5.0, 10.0]]])
+    torch.testing.assert_close(
+        depth_map_to_disparity(z * 7.5, conversion="depth"), depth_map_to_disparity(z, conversion="depth")
+    )
+    zero = torch.tensor([[[0.0, 2.0, 5.0, 10.0]]])
+    clipped = depth_map_to_disparity(zero, conversion="depth", near_clip=2.0)
+    torch.testing.assert_close(clipped, torch.tensor([[[1.0, 1.0, 0.25, 0.0]]]))
+
+
+def test_depth_conversion_without_normalisation_is_absolute():
+    z = torch.tensor([[[0.5, 1.0, 4.0]]])
+    d = depth_map_to_disparity(z, conversion="depth", normalization="none", near_clip=1.0)
+    torch.testing.assert_close(d, torch.tensor([[[1.0, 1.0, 0.25]]]))
+
+
+def test_depth_conversion_per_batch_shares_one_scale():
+    z = torch.tensor([[[1.0, 2.0]], [[2.0, 4.0]]])
+    d = depth_map_to_disparity(z, conversion="depth", normalization="per batch")
+    # 1/Z: [1, .5], [.5, .25]; batch range .25..1
+    torch.testing.assert_close(d, torch.tensor([[[1.0, 1 / 3]], [[1 / 3, 0.0]]]))
+
+
+def test_temporal_smoothing_keeps_still_video_and_damps_flicker():
+    still = _ramp(b=5)
+    torch.testing.assert_close(depth_map_to_disparity(still, temporal_smoothing=0.8), depth_map_to_disparity(still))
+    flicker = torch.stack([_ramp()[0] * (1.0 if i % 2 else 0.8) for i in range(8)])
+    raw = depth_map_to_disparity(flicker, normalization="per batch")
+    smooth = depth_map_to_disparity(flicker, normalization="per batch", temporal_smoothing=0.6)
+    step = lambda m: (m[1:] - m[:-1]).abs().amax()  # noqa: E731
+    assert step(smooth) < 0.5 * step(raw)
+    assert smooth.min() >= raw.min() and smooth.max() <= raw.max()
+
+
+def test_bad_conversion_options_get_clear_errors():
+    with pytest.raises(ValueError, match="conversion"):
+        depth_map_to_disparity(torch.rand(1, 4, 4), conversion="log")
+    with pytest.raises(ValueError, match="near_clip"):
+        depth_map_to_disparity(torch.rand(1, 4, 4), conversion="depth", near_clip=0.0)
+    with pytest.raises(ValueError, match="temporal smoothing"):
+        depth_map_to_disparity(torch.rand(2, 4, 4), temporal_smoothing=1.0)

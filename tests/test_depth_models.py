@@ -274,3 +274,162 @@ def test_checkpoint_of_another_architecture_is_rejected():
         build_and_load(mixed)
     with pytest.raises(UnsupportedCheckpoint, match="unrecognised"):
         build_and_load({k: v for k, v in da.items() if not k.startswith("depth_head")})
+
+
+# --- Depth Anything 3 -----------------------------------------------------------------------
+
+from stereo_pack.stereo_ops.depth.da3 import DA3Config, DepthAnything3, sky_to_far  # noqa: E402
+from tiny_depth import TINY_DA3, da3_file_state_dict, tiny_da3, write_tiny_da3  # noqa: E402
+
+# sha256 of the sorted key names the official DA3 files hold (after their `model.` prefix), less the
+# camera/ray parts single-view depth does not run: DA3-SMALL 269 of 443 keys, DA3MONO-LARGE all 406.
+OFFICIAL_DA3_SMALL_KEYS_SHA256 = "ed9a80f0506487e5b5f4df5dab63a72c797a0ba2dc2e3345bb4307d3e977aae7"
+OFFICIAL_DA3_MONO_LARGE_KEYS_SHA256 = "9b01d302c9b5e5436a2ea003bbb635fbb44afcd59bca774d45dcc751d82f9049"
+DA3_OFFICIAL = {
+    "small": (DA3Config(embed_dim=384, depth=12, num_heads=6, features=64, out_channels=(48, 96, 192, 384),
+                        any_view=True, alt_start=4, output_dim=2, sky_head=False), 269,
+              OFFICIAL_DA3_SMALL_KEYS_SHA256),
+    "mono_large": (DA3Config(embed_dim=1024, depth=24, num_heads=16, features=256, out_channels=(256, 512, 1024, 1024),
+                             any_view=False, output_dim=1, sky_head=True), 406,
+                   OFFICIAL_DA3_MONO_LARGE_KEYS_SHA256),
+}
+
+
+@pytest.mark.parametrize("name", list(DA3_OFFICIAL))
+def test_da3_uses_the_official_key_names_and_is_detected(name):
+    cfg, n_keys, digest = DA3_OFFICIAL[name]
+    with torch.device("meta"):
+        sd = DepthAnything3(cfg).state_dict()
+    assert len(sd) == n_keys and _key_hash(sd) == digest
+    arch = detect_architecture(sd)
+    assert arch.config == cfg
+    assert arch.output == "depth" and arch.native_size == 504 and arch.resize_method == "upper_bound"
+    assert cfg.taps == ((5, 7, 9, 11) if cfg.any_view else (4, 11, 17, 23))
+
+
+def test_da3_metric_is_a_hint_because_its_weights_look_like_mono():
+    sd = tiny_da3("mono").state_dict()
+    assert detect_architecture(sd).family == "da3_mono"
+    metric = detect_architecture(sd, da3_metric=True)
+    assert metric.family == "da3_metric" and metric.output == "metric_depth" and metric.metric_focal_divisor == 300
+    # The hint means nothing for the any-view models, which are not metric.
+    assert detect_architecture(tiny_da3("any_view").state_dict(), da3_metric=True).family == "da3_any_view"
+
+
+@pytest.mark.parametrize("kind", list(TINY_DA3))
+@pytest.mark.parametrize(
+    "suffix,dtype", [(".safetensors", torch.float32), (".safetensors", torch.float16), (".pth", torch.float32)]
+)
+def test_da3_published_layout_round_trip(tmp_path, kind, suffix, dtype):
+    model = tiny_da3(kind)
+    sd = {k: v.to(dtype) for k, v in da3_file_state_dict(model).items()}
+    path = save_state_dict(sd, tmp_path / f"model{suffix}")
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        loaded_sd = load_file(str(path))
+    else:
+        loaded_sd = torch.load(path, weights_only=True)
+    loaded, arch = build_and_load(loaded_sd)
+    assert arch.family == ("da3_any_view" if kind == "any_view" else "da3_mono")
+    x = torch.randn(1, 3, 14 * 3, 14 * 5)
+    with torch.inference_mode():
+        want = model.half().float()(x) if dtype == torch.float16 else model(x)
+        got = loaded(x)
+    assert got.shape == (1, 42, 70) and (got > 0).all()
+    torch.testing.assert_close(got, want)
+
+
+def test_da3_rejects_extra_keys_outside_the_unused_parts():
+    sd = da3_file_state_dict(tiny_da3("any_view"))
+    sd["model.head.scratch.something_new.weight"] = torch.zeros(1)
+    with pytest.raises(UnsupportedCheckpoint, match="unexpected"):
+        build_and_load(sd)
+    mono = da3_file_state_dict(tiny_da3("mono"))
+    mono["model.cam_dec.fc_t.weight"] = torch.zeros(3, 4)  # camera parts are foreign to a mono file
+    with pytest.raises(UnsupportedCheckpoint, match="unexpected"):
+        build_and_load(mono)
+
+
+def test_da3_sky_pixels_get_the_99th_percentile_of_the_rest():
+    depth = torch.arange(1.0, 201.0).view(1, 10, 20)
+    sky = torch.zeros(1, 10, 20)
+    sky[0, :3] = 1.0  # the top 60 pixels are sky
+    out = sky_to_far(depth, sky)
+    expected = torch.quantile(depth[0, 3:].flatten(), 0.99)
+    assert (out[0, :3] == expected).all()
+    torch.testing.assert_close(out[0, 3:], depth[0, 3:])
+    few = torch.zeros(1, 10, 20)
+    few[0, 0, :5] = 1.0  # 10 sky pixels or fewer: left alone, as the official code does
+    torch.testing.assert_close(sky_to_far(depth, few), depth)
+
+
+def test_da3_depth_becomes_disparity_by_the_reciprocal():
+    model, arch = build_and_load(tiny_da3("mono").state_dict())
+    image = torch.rand(2, 30, 44, 3)
+    depth = predict(model, arch, image, resolution=56)
+    d = estimate_disparity(model, arch, image, resolution=56)
+    inv = 1.0 / depth
+    lo = inv.flatten(1).amin(1).view(-1, 1, 1)
+    hi = inv.flatten(1).amax(1).view(-1, 1, 1)
+    torch.testing.assert_close(d, (inv - lo) / (hi - lo))
+    # Nearest = smallest depth = 1.
+    i = int(depth[0].argmin())
+    assert d[0].flatten()[i] == 1.0
+
+
+@pytest.mark.parametrize("h,w,expected", [(1080, 1920, (280, 504)), (504, 376, (504, 378)), (100, 100, (504, 504)),
+                                           (30, 700, (28, 504))])
+def test_da3_network_size_follows_the_official_upper_bound_rule(h, w, expected):
+    assert network_size(h, w, 504, 14, "upper_bound") == expected
+
+
+def test_area_resize_averages_exactly():
+    from stereo_pack.stereo_ops.depth.preprocess import area_resize
+
+    x = torch.rand(1, 3, 9, 12)
+    torch.testing.assert_close(area_resize(x, (3, 4)), torch.nn.functional.avg_pool2d(x, 3))
+    y = area_resize(x, (4, 5))  # fractional spans keep the mean
+    torch.testing.assert_close(y.mean(dim=(-1, -2)), x.mean(dim=(-1, -2)))
+
+
+def test_screen_convergence_puts_that_depth_at_zero_parallax():
+    from stereo_pack.stereo_ops.depth import metric_scale, prediction_to_disparity, screen_convergence
+
+    arch = detect_architecture(tiny_da3("mono").state_dict(), da3_metric=True)
+    width, fov = 504, 90.0  # focal = 252 px, so metres = output * 252 / 300
+    scale = metric_scale(arch, width, fov)
+    assert scale == pytest.approx(252 / 300)
+    metres = torch.tensor([[[1.0, 2.0, 5.0, 10.0]]])
+    raw = metres / scale
+    c = screen_convergence(raw, arch, 2.0, width, fov)
+    d = prediction_to_disparity(raw, arch)
+    # The pixel 2 m away has disparity c: the sampler's shift s * (D - c) leaves it in place.
+    torch.testing.assert_close(c, d[:, 0, 1])
+    torch.testing.assert_close(c, torch.tensor([4 / 9]))
+    assert screen_convergence(raw, arch, 0.5, width, fov).item() == 1.0  # nearer than everything
+    assert screen_convergence(raw, arch, 50.0, width, fov).item() == 0.0
+    mono = detect_architecture(tiny_da3("mono").state_dict())
+    with pytest.raises(ValueError, match="metric"):
+        screen_convergence(raw, mono, 2.0, width, fov)
+
+
+def test_screen_convergence_per_batch_uses_the_batch_extremes():
+    from stereo_pack.stereo_ops.depth import screen_convergence
+
+    arch = detect_architecture(tiny_da3("mono").state_dict(), da3_metric=True)
+    raw = torch.tensor([[[1.0, 2.0]], [[2.0, 4.0]]]) * 300.0 / 252.0
+    each = screen_convergence(raw, arch, 2.0, 504, 90.0)
+    whole = screen_convergence(raw, arch, 2.0, 504, 90.0, per_batch=True)
+    torch.testing.assert_close(each, torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(whole, torch.tensor([1 / 3, 1 / 3]))
+
+
+@pytest.mark.parametrize("kind", list(TINY_DA3))
+def test_da3_in_bfloat16_is_close_to_float32(kind):
+    model, arch = build_and_load(tiny_da3(kind).state_dict())
+    image = torch.rand(1, 40, 60, 3, generator=torch.Generator().manual_seed(5))
+    full = estimate_disparity(model, arch, image, resolution=56)
+    half = estimate_disparity(model.to(torch.bfloat16), arch, image, resolution=56, dtype=torch.bfloat16)
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    assert (half - full).abs().mean() < 0.05

@@ -81,13 +81,14 @@ def test_load_and_estimate_through_the_nodes(depth_folder):
     ).result
     assert model.architecture.family == "depth_anything_v2"
     image = torch.rand(2, 30, 45, 3, generator=torch.Generator().manual_seed(0))
-    disparity, preview = _node("StereoEstimateDisparity").execute(
+    disparity, preview, convergence = _node("StereoEstimateDisparity").execute(
         disparity_model=model, image=image, resolution=28, normalization="per image", batch_size=1
     ).result
     assert disparity.shape == (2, 30, 45) and preview.shape == (2, 30, 45, 3)
     assert disparity.dtype == torch.float32
     assert disparity.amin() == 0.0 and abs(disparity.amax().item() - 1.0) < 1e-6
     assert torch.equal(preview[..., 0], disparity) and torch.equal(preview[..., 2], disparity)
+    assert convergence == 0.0
     again = _node("StereoEstimateDisparity").execute(
         disparity_model=model, image=image, resolution=28, normalization="per image", batch_size=2
     ).result[0]
@@ -107,7 +108,7 @@ def test_midas_file_from_the_midas_folder(pack, tmp_path, monkeypatch):
     ).result
     assert model.architecture.family == "midas_beit_large"
     image = torch.rand(3, 40, 72, 3, generator=torch.Generator().manual_seed(2))
-    disparity, _ = _node("StereoEstimateDisparity").execute(
+    disparity, _, _ = _node("StereoEstimateDisparity").execute(
         disparity_model=model, image=image, resolution=0, normalization="per batch", batch_size=2
     ).result
     assert disparity.shape == (3, 40, 72)
@@ -163,3 +164,59 @@ def test_depth_to_disparity_node(pack):
     torch.testing.assert_close(from_mask, torch.full((2, 5, 5), 0.3))
     with pytest.raises(ValueError, match="connect 'image' or 'mask'"):
         node.execute(invert=False, normalization="none", gamma=1.0, blur=0.0, width=0, height=0)
+
+
+def test_da3_files_are_listed_under_their_official_names(depth_folder):
+    schema = _node("StereoDisparityModelLoader").GET_SCHEMA()
+    options = next(i for i in schema.inputs if i.id == "model_name").options
+    for repo in ("DA3MONO-LARGE", "DA3METRIC-LARGE", "DA3-BASE", "DA3-SMALL"):
+        assert f"depthanything/{repo}/model.safetensors" in options
+
+
+@pytest.mark.parametrize("repo,family", [("DA3METRIC-LARGE", "da3_metric"), ("DA3MONO-LARGE", "da3_mono"),
+                                         ("DA3-SMALL", "da3_any_view")])
+def test_da3_file_in_its_official_folder_loads_and_estimates(depth_folder, repo, family):
+    from tiny_depth import write_tiny_da3
+
+    write_tiny_da3(depth_folder / repo / "model.safetensors", "any_view" if repo == "DA3-SMALL" else "mono")
+    (model,) = _node("StereoDisparityModelLoader").execute(
+        model_name=f"depthanything/{repo}/model.safetensors", precision="fp32", download_if_missing=False
+    ).result
+    assert model.architecture.family == family
+    frames = torch.rand(4, 30, 44, 3, generator=torch.Generator().manual_seed(3))
+    estimate = _node("StereoEstimateDisparity").execute
+    metric = family == "da3_metric"
+    disparity, preview, convergence = estimate(
+        disparity_model=model, image=frames, resolution=42, normalization="per batch", batch_size=3,
+        temporal_smoothing=0.5, screen_depth=1e-4 if metric else 0.0,
+    ).result
+    assert disparity.shape == (4, 30, 44) and preview.shape == (4, 30, 44, 3)
+    assert 0.0 <= disparity.amin() and disparity.amax() <= 1.0
+    # A screen nearer than everything: all content behind it, convergence 1 (0 when not asked for).
+    assert convergence == (1.0 if metric else 0.0)
+    plain = estimate(disparity_model=model, image=frames, resolution=42, normalization="per batch").result[0]
+    assert (disparity[1:] - disparity[:-1]).abs().mean() < (plain[1:] - plain[:-1]).abs().mean()
+
+
+def test_screen_depth_with_a_relative_model_is_refused(depth_folder):
+    from tiny_depth import write_tiny_da3
+
+    write_tiny_da3(depth_folder / "DA3MONO-LARGE" / "model.safetensors", "mono")
+    (model,) = _node("StereoDisparityModelLoader").execute(
+        model_name="depthanything/DA3MONO-LARGE/model.safetensors", precision="fp32", download_if_missing=False
+    ).result
+    with pytest.raises(ValueError, match="metric"):
+        _node("StereoEstimateDisparity").execute(
+            disparity_model=model, image=torch.rand(1, 20, 20, 3), resolution=28, normalization="per image",
+            screen_depth=3.0,
+        )
+
+
+def test_depth_to_disparity_node_converts_true_depth(pack):
+    z = torch.tensor([[[1.0, 2.0, 5.0, 10.0]]])
+    node = _node("StereoDepthToDisparity")
+    (d,) = node.execute(invert=False, normalization="per image", gamma=1.0, blur=0.0, width=0, height=0, mask=z,
+                        conversion="depth").result
+    torch.testing.assert_close(d, torch.tensor([[[1.0, 4 / 9, 1 / 9, 0.0]]]))
+    (old,) = node.execute(invert=True, normalization="per image", gamma=1.0, blur=0.0, width=0, height=0, mask=z).result
+    torch.testing.assert_close(old, torch.tensor([[[1.0, 8 / 9, 5 / 9, 0.0]]]))

@@ -56,6 +56,37 @@ def tiny_midas(kind: str = "vit", seed: int = 0) -> torch.nn.Module:
     return model
 
 
+TINY_DA3 = {
+    "mono": dict(embed_dim=64, depth=4, num_heads=1, features=16, out_channels=(8, 16, 32, 64), grid=4,
+                 any_view=False, output_dim=1, sky_head=True),
+    "any_view": dict(embed_dim=64, depth=4, num_heads=1, features=16, out_channels=(8, 16, 32, 64), grid=4,
+                     any_view=True, alt_start=2, output_dim=2, sky_head=False),
+}
+
+
+def tiny_da3(kind: str = "mono", seed: int = 0) -> torch.nn.Module:
+    from stereo_pack.stereo_ops.depth.da3 import DA3Config, DepthAnything3
+
+    return _randomize(DepthAnything3(DA3Config(**TINY_DA3[kind])), seed)
+
+
+def da3_file_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The published layout: `model.` prefix; the any-view files also hold camera and ray-head
+    weights that single-view depth does not use (a few stand-ins here)."""
+    sd = {"model." + k: v for k, v in model.state_dict().items()}
+    if model.config.any_view:
+        sd["model.cam_dec.fc_t.weight"] = torch.zeros(3, 2 * model.config.embed_dim)
+        sd["model.cam_enc.token_norm.weight"] = torch.ones(model.config.embed_dim)
+        sd["model.head.scratch.refinenet1_aux.out_conv.weight"] = torch.zeros(16, 16, 1, 1)
+        sd["model.head.scratch.output_conv2_aux.3.2.weight"] = torch.zeros(7, 32, 1, 1)
+    return sd
+
+
+def write_tiny_da3(path: str | Path, kind: str = "mono", seed: int = 0) -> Path:
+    """Write a tiny Depth Anything 3 file (kind: mono, any_view) in the published key layout."""
+    return save_state_dict(da3_file_state_dict(tiny_da3(kind, seed)), path)
+
+
 def save_state_dict(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

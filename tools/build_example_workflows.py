@@ -89,7 +89,7 @@ class Node:
                 widgets_values.append(value)
                 if options.get("control_after_generate") or (kind == "INT" and name in ("seed", "noise_seed")):
                     widgets_values.append("fixed")
-                if options.get("image_upload"):
+                if options.get("image_upload") or options.get("video_upload"):
                     widgets_values.append("image")
             if name in self.links_in or not widget:
                 entry = {"name": name, "type": "COMBO" if isinstance(kind, (list, tuple)) else kind,
@@ -414,6 +414,61 @@ def flux_photo_to_stereo(classes) -> dict:
     return g.to_json("flux_photo_to_stereo")
 
 
+def video_to_stereo(classes) -> dict:
+    """Every frame of a clip becomes a stereo pair (photo-to-stereo per frame), saved as a side by
+    side video named for VR players. Self-contained: it shares only the Graph helpers."""
+    g = Graph(classes)
+    g.note((0, -300), (
+        "Video to stereo (side by side)\n\nEach frame is inverted (fixed-point inversion: one model call "
+        "per step) so that the Stereo KSampler reproduces it as the left view and paints the right view "
+        "from the disparity. Depth Anything 3 Mono predicts depth; Estimate Disparity turns it into "
+        "disparity (1/Z) with one scale for the whole clip ('per batch') and temporal smoothing, so the "
+        "depth does not flicker.\n\nThe video is saved as video/video_to_stereo_LRF_Full_SBS_00001_.mp4: "
+        "VR players read 'LRF_Full_SBS' as a full-width parallel side-by-side video. All frames are "
+        "sampled as one batch: start with a short clip."), size=(560, 260))
+    ckpt = g.node("CheckpointLoaderSimple", (0, 0), ckpt_name=SD15_CHECKPOINT)
+    video = g.node("LoadVideo", (0, 160), file="example.mp4", size=[320, 360])
+    parts = g.node("GetVideoComponents", (360, 160))
+    g.link(video, 0, parts, "video")
+    scale = g.node("ImageScale", (360, 360), upscale_method="lanczos", width=512, height=288, crop="center")
+    g.link(parts, 0, scale, "image")
+    encode = g.node("VAEEncode", (720, 360))
+    g.link(scale, 0, encode, "pixels")
+    g.link(ckpt, "VAE", encode, "vae")
+    pos = g.node("CLIPTextEncode", (360, -40), title="Prompt (describe the video)", size=[400, 140], text="a video frame")
+    neg = g.node("CLIPTextEncode", (720, -40), title="Negative prompt", size=[320, 120], text="")
+    g.link(ckpt, "CLIP", pos, "clip")
+    g.link(ckpt, "CLIP", neg, "clip")
+    settings = _sampler_settings(steps=20, cfg=7.5)
+    inversion = g.node("StereoNullTextInversion", (1080, 0), steps=settings["steps"], cfg=settings["cfg"],
+                       method="fixed_point")
+    for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"), (encode, 0, "latent")):
+        g.link(src, out, inversion, dst)
+    depth_model = g.node("StereoDisparityModelLoader", (360, 560), model_name=VIDEO_DEPTH_MODEL)
+    disparity = g.node("StereoEstimateDisparity", (720, 560), normalization="per batch", batch_size=4,
+                       temporal_smoothing=0.5)
+    g.link(depth_model, 0, disparity, "disparity_model")
+    g.link(scale, 0, disparity, "image")
+    stereo = g.node("StereoKSampler", (1440, 0), **settings)
+    for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"),
+                          (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
+        g.link(src, out, stereo, dst)
+    decode = g.node("VAEDecode", (1800, 0), title="Decode the stereo frames")
+    g.link(stereo, 0, decode, "samples")
+    g.link(ckpt, "VAE", decode, "vae")
+    sbs = g.node("StereoSideBySide", (1800, 160), layout="parallel")
+    g.link(decode, 0, sbs, "stereo")
+    create = g.node("CreateVideo", (2160, 0))
+    g.link(sbs, 0, create, "images")
+    g.link(parts, 2, create, "fps")  # the clip's own frame rate
+    g.link(parts, 1, create, "audio")
+    save = g.node("SaveVideo", (2160, 200), filename_prefix="video/video_to_stereo_LRF_Full_SBS", size=[420, 360])
+    g.link(create, 0, save, "video")
+    return g.to_json("video_to_stereo")
+
+
+VIDEO_DEPTH_MODEL = "depthanything/DA3MONO-LARGE/model.safetensors"
+
 WORKFLOWS = {
     "text_to_stereo": text_to_stereo,
     "photo_to_stereo": photo_to_stereo,
@@ -421,6 +476,7 @@ WORKFLOWS = {
     "sdxl_text_to_stereo": sdxl_text_to_stereo,
     "flux_text_to_stereo": flux_text_to_stereo,
     "flux_photo_to_stereo": flux_photo_to_stereo,
+    "video_to_stereo": video_to_stereo,
 }
 
 

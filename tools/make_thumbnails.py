@@ -28,6 +28,7 @@ THUMBNAILS = {
     "sdxl_text_to_stereo": ("SDXL text → stereo", [(250, 120, 150), (90, 220, 200), (250, 230, 120)]),
     "flux_text_to_stereo": ("Flux text → stereo", [(120, 140, 250), (250, 170, 90), (170, 240, 130)]),
     "flux_photo_to_stereo": ("Flux photo → stereo", [(240, 110, 110), (110, 200, 240), (230, 230, 150)]),
+    "video_to_stereo": ("video → stereo", [(240, 170, 60), (110, 140, 250), (230, 100, 120)]),
 }
 
 

@@ -1,17 +1,19 @@
-"""Monocular depth networks (Depth Anything V1/V2, MiDaS DPT) in torch + timm + einops.
+"""Monocular depth networks (Depth Anything V1/V2/3, MiDaS DPT) in torch + timm + einops.
 
 Not imported by `stereo_ops` itself, so the core library never needs timm.
 """
 
-from .architectures import (
-    SUPPORTED,
-    DepthArchitecture,
-    UnsupportedCheckpoint,
-    build_and_load,
-    detect_architecture,
-    strip_wrappers,
+from .common import SUPPORTED, DepthArchitecture, UnsupportedCheckpoint
+from .detect import build_and_load, detect_architecture, strip_wrappers
+from .estimate import (
+    estimate_disparity,
+    metric_scale,
+    network_input_size,
+    predict,
+    prediction_to_disparity,
+    relative_to_disparity,
+    screen_convergence,
 )
-from .estimate import estimate_disparity, predict, relative_to_disparity
 from .preprocess import check_image_batch, network_size, to_image_grid, to_network_input
 
 __all__ = [
@@ -22,6 +24,10 @@ __all__ = [
     "check_image_batch",
     "detect_architecture",
     "estimate_disparity",
+    "metric_scale",
+    "network_input_size",
+    "prediction_to_disparity",
+    "screen_convergence",
     "network_size",
     "predict",
     "relative_to_disparity",

@@ -33,11 +33,15 @@ class ResidualConvUnit(nn.Module):
 
 
 class FeatureFusionBlock(nn.Module):
-    """Adds the skip path, refines, upsamples (to `size`, else 2x) and projects."""
+    """Adds the skip path, refines, upsamples (to `size`, else 2x) and projects.
 
-    def __init__(self, features: int, use_bn: bool):
+    `has_skip` False leaves out the skip path's unit (Depth Anything 3's coarsest block has none;
+    the older checkpoints carry an unused one)."""
+
+    def __init__(self, features: int, use_bn: bool, has_skip: bool = True):
         super().__init__()
-        self.resConfUnit1 = ResidualConvUnit(features, use_bn)
+        if has_skip:
+            self.resConfUnit1 = ResidualConvUnit(features, use_bn)
         self.resConfUnit2 = ResidualConvUnit(features, use_bn)
         self.out_conv = nn.Conv2d(features, features, 1)
 
@@ -55,12 +59,12 @@ class FeatureFusionBlock(nn.Module):
 class Scratch(nn.Module):
     """3x3 projections of the four feature levels to one width, and the four fusion blocks."""
 
-    def __init__(self, in_channels: Sequence[int], features: int, use_bn: bool):
+    def __init__(self, in_channels: Sequence[int], features: int, use_bn: bool, coarsest_skip: bool = True):
         super().__init__()
         for i, ch in enumerate(in_channels, start=1):
             setattr(self, f"layer{i}_rn", nn.Conv2d(ch, features, 3, padding=1, bias=False))
         for i in range(1, 5):
-            setattr(self, f"refinenet{i}", FeatureFusionBlock(features, use_bn))
+            setattr(self, f"refinenet{i}", FeatureFusionBlock(features, use_bn, has_skip=i < 4 or coarsest_skip))
 
     def fuse(self, layers: Sequence[torch.Tensor], sized: bool) -> torch.Tensor:
         """Fuse coarse to fine; `sized` upsamples each level to the next one's exact size."""

@@ -1,15 +1,30 @@
-"""Running a depth network over an image batch and turning its output into a disparity map."""
+"""Running a depth network over an image batch and turning its output into a disparity map.
+
+Disparity-like outputs (MiDaS, Depth Anything V1/V2) are stretched as they are; depth outputs
+(Depth Anything 3) become disparity by the reciprocal, D = fB/Z up to the normalisation's scale.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 from torch import nn
 
 from ..disparity import normalize_per_sample, normalize_whole_batch
-from .architectures import DepthArchitecture
+from .common import DepthArchitecture
 from .preprocess import check_image_batch, network_size, to_image_grid, to_network_input
+
+_MIN_DEPTH = 1e-6  # DA3's depth is exp(.) > 0; this only guards half-precision underflow
+
+
+def network_input_size(arch: DepthArchitecture, height: int, width: int, resolution: int = 0) -> tuple[int, int]:
+    """The (height, width) the network sees for an image, at `resolution` (0 = native)."""
+    target = resolution or arch.native_size
+    if target < arch.multiple:
+        raise ValueError(f"resolution {target} is below the network's minimum of {arch.multiple} pixels")
+    return network_size(height, width, target, arch.multiple, arch.resize_method)
 
 
 def predict(
@@ -23,21 +38,21 @@ def predict(
     batch_size: int = 1,
     on_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Raw network output (relative disparity, larger = nearer) for a (B, H, W, 3) batch.
+    """Raw network output for a (B, H, W, 3) batch: relative disparity (larger = nearer) or, for
+    architectures whose `output` is depth, depth (larger = farther).
 
     `resolution` is the network's target size (0 = the model's native size). The result is a
-    float32 (B, H, W) map on the image's device, at the image's own size.
+    float32 (B, H, W) map on the image's device, at the image's own size. Images go to `device`
+    `batch_size` at a time and each result comes straight back, so a long clip never sits on the
+    accelerator whole.
     """
     image = check_image_batch(image)
     if resolution < 0:
         raise ValueError(f"resolution must be 0 (native) or positive, got {resolution}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    target = resolution or arch.native_size
-    if target < arch.multiple:
-        raise ValueError(f"resolution {target} is below the network's minimum of {arch.multiple} pixels")
     b, h, w, _ = image.shape
-    size = network_size(h, w, target, arch.multiple, arch.resize_method)
+    size = network_input_size(arch, h, w, resolution)
     param = next(model.parameters())
     device = torch.device(device) if device is not None else param.device
     dtype = dtype or param.dtype
@@ -45,7 +60,7 @@ def predict(
     with torch.inference_mode():
         for start in range(0, b, batch_size):
             chunk = image[start:start + batch_size].to(device=device, dtype=torch.float32)
-            x = to_network_input(chunk, size, arch.mean, arch.std).to(dtype)
+            x = to_network_input(chunk, size, arch.mean, arch.std, arch.downscale).to(dtype)
             pred = model(x)
             outputs.append(to_image_grid(pred, h, w, arch.upsample).to(image.device))
             if on_batch is not None:
@@ -59,9 +74,52 @@ def relative_to_disparity(prediction: torch.Tensor, per_batch: bool = False) -> 
     return normalize_whole_batch(prediction) if per_batch else normalize_per_sample(prediction)
 
 
+def prediction_to_disparity(prediction: torch.Tensor, arch: DepthArchitecture, per_batch: bool = False) -> torch.Tensor:
+    """A network's raw output to disparity in [0, 1], near = 1. Depth Z becomes 1/Z before the
+    stretch, so D = (1/Z - 1/Zmax) / (1/Zmin - 1/Zmax): true disparity up to the stereo scale."""
+    if arch.output != "disparity":
+        prediction = torch.reciprocal(prediction.clamp_min(_MIN_DEPTH))
+    return relative_to_disparity(prediction, per_batch)
+
+
+def metric_scale(arch: DepthArchitecture, network_width: int, horizontal_fov: float) -> float:
+    """Metres per unit of a metric model's output: the focal length in the network input's pixels
+    (from the horizontal field of view) over the model's divisor (DA3METRIC: focal * output / 300)."""
+    if arch.output != "metric_depth":
+        raise ValueError(f"{arch.name} predicts relative depth, not metres: screen depth needs a metric "
+                         "model (Depth Anything 3 Metric)")
+    if not 0.0 < horizontal_fov < 180.0:
+        raise ValueError(f"horizontal field of view must be between 0 and 180 degrees, got {horizontal_fov}")
+    focal = network_width / 2.0 / math.tan(math.radians(horizontal_fov) / 2.0)
+    return focal / arch.metric_focal_divisor
+
+
+def screen_convergence(
+    prediction: torch.Tensor, arch: DepthArchitecture, screen_depth: float, network_width: int,
+    horizontal_fov: float = 60.0, per_batch: bool = False,
+) -> torch.Tensor:
+    """(B,) convergence values that put `screen_depth` metres at the screen plane.
+
+    The stereo samplers shift a pixel by s * (D - c): the content whose disparity is c stays in
+    place. With D normalised as in `prediction_to_disparity`, depth Zs has
+    c = (1/Zs - 1/Zmax) / (1/Zmin - 1/Zmax) over the same extremes (each image's, or the batch's),
+    clamped to [0, 1] (0: nothing farther than the farthest point; 1: nothing nearer than the nearest).
+    """
+    if screen_depth <= 0:
+        raise ValueError(f"screen depth must be positive (metres), got {screen_depth}")
+    metres = prediction.clamp_min(_MIN_DEPTH) * metric_scale(arch, network_width, horizontal_fov)
+    inverse = torch.reciprocal(metres).flatten(1)
+    if per_batch:
+        lo, hi = inverse.amin().expand(inverse.shape[0]), inverse.amax().expand(inverse.shape[0])
+    else:
+        lo, hi = inverse.amin(1), inverse.amax(1)
+    c = (1.0 / screen_depth - lo) / (hi - lo).clamp_min(1e-12)
+    return torch.where(hi - lo > 1e-12, c, torch.zeros_like(c)).clamp(0.0, 1.0)
+
+
 def estimate_disparity(
     model: nn.Module, arch: DepthArchitecture, image: torch.Tensor, resolution: int = 0,
     per_batch: bool = False, **kwargs,
 ) -> torch.Tensor:
     """(B, H, W) disparity in [0, 1], near = 1, at the image's size."""
-    return relative_to_disparity(predict(model, arch, image, resolution, **kwargs), per_batch)
+    return prediction_to_disparity(predict(model, arch, image, resolution, **kwargs), arch, per_batch)

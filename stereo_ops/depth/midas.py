@@ -24,6 +24,7 @@ from timm.models.resnetv2 import ResNetV2
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from .common import DepthArchitecture, UnsupportedCheckpoint, heads_for, unsupported_message
 from .dpt_blocks import Scratch
 
 PATCH = 16
@@ -236,8 +237,6 @@ def _count(sd: Mapping[str, torch.Tensor], pattern: str) -> int:
 
 def midas_config(sd: Mapping[str, torch.Tensor]) -> MidasConfig:
     """Read a MiDaS DPT configuration from key names and shapes."""
-    from .architectures import UnsupportedCheckpoint, heads_for, unsupported_message
-
     if "pretrained.act_postprocess4.0.project.0.weight" not in sd:
         raise UnsupportedCheckpoint(unsupported_message("MiDaS checkpoint without readout projection"))
     m = "pretrained.model."
@@ -265,9 +264,7 @@ def midas_config(sd: Mapping[str, torch.Tensor]) -> MidasConfig:
     return MidasConfig(kind="vit", num_heads=heads_for(dim), grid=grid, **common)
 
 
-def detect_midas(sd: Mapping[str, torch.Tensor]):
-    from .architectures import DepthArchitecture
-
+def detect_midas(sd: Mapping[str, torch.Tensor]) -> DepthArchitecture:
     cfg = midas_config(sd)
     name = {
         "vit": ("midas_dpt_large", "MiDaS v3 DPT-Large"),

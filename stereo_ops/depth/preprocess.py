@@ -12,7 +12,7 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 
-ResizeMethod = Literal["lower_bound", "minimal"]
+ResizeMethod = Literal["lower_bound", "minimal", "upper_bound"]
 MIN_IMAGE_SIDE = 4
 
 
@@ -50,12 +50,23 @@ def _to_multiple(x: float, multiple: int, min_val: int = 0) -> int:
     return int(y)
 
 
+def _nearest_multiple(x: int, multiple: int) -> int:
+    down = (x // multiple) * multiple
+    up = down + multiple
+    return max(multiple, up if up - x <= x - down else down)
+
+
 def network_size(height: int, width: int, target: int, multiple: int, method: ResizeMethod) -> tuple[int, int]:
     """The (height, width) the network sees for an image of `height` x `width`.
 
     lower_bound (Depth Anything): the shorter side reaches `target`; minimal (MiDaS): the scale
-    closer to 1 of the two that would fit each side to `target`.
+    closer to 1 of the two that would fit each side to `target`; upper_bound (Depth Anything 3):
+    the longer side reaches `target`, then each side goes to its nearest multiple (ties up).
     """
+    if method == "upper_bound":
+        scale = target / max(height, width)
+        h, w = (height, width) if max(height, width) == target else (round(height * scale), round(width * scale))
+        return _nearest_multiple(h, multiple), _nearest_multiple(w, multiple)
     scale_h, scale_w = target / height, target / width
     if method == "lower_bound":
         scale = max(scale_h, scale_w)
@@ -64,13 +75,38 @@ def network_size(height: int, width: int, target: int, multiple: int, method: Re
     return (max(multiple, _to_multiple(scale * height, multiple)), max(multiple, _to_multiple(scale * width, multiple)))
 
 
+def _area_weights(n_in: int, n_out: int, device, dtype) -> torch.Tensor:
+    """(n_out, n_in) box-filter weights: each output pixel is the mean of the input span it covers,
+    fractional pixels weighted by their overlap (OpenCV's INTER_AREA when shrinking)."""
+    scale = n_in / n_out
+    start = torch.arange(n_out, device=device, dtype=torch.float64)[:, None] * scale
+    left = torch.arange(n_in, device=device, dtype=torch.float64)[None]
+    overlap = (torch.minimum(left + 1, start + scale) - torch.maximum(left, start)).clamp_min(0)
+    return (overlap / scale).to(dtype)
+
+
+def area_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Shrink (B, C, H, W) to `size` by exact area averaging (both sides at most their input)."""
+    wh = _area_weights(x.shape[-2], size[0], x.device, x.dtype)
+    ww = _area_weights(x.shape[-1], size[1], x.device, x.dtype)
+    return torch.einsum("oh,bchw,pw->bcop", wh, x, ww)
+
+
 def to_network_input(
-    image: torch.Tensor, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]
+    image: torch.Tensor, size: tuple[int, int], mean: Sequence[float], std: Sequence[float],
+    downscale: str = "bicubic",
 ) -> torch.Tensor:
-    """(B, H, W, 3) in [0, 1] -> normalised (B, 3, h, w) at the network's size."""
+    """(B, H, W, 3) in [0, 1] -> normalised (B, 3, h, w) at the network's size.
+
+    Enlarging is bicubic; shrinking is bicubic too, or area averaging with `downscale` "area"
+    (Depth Anything 3's official preprocessing)."""
     x = image.permute(0, 3, 1, 2)
     if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+        shrink = size[0] <= x.shape[-2] and size[1] <= x.shape[-1]
+        if downscale == "area" and shrink:
+            x = area_resize(x, size)
+        else:
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False)
     mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean_t) / std_t

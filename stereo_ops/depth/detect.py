@@ -8,49 +8,22 @@ and V2 checkpoints are identical in names and shapes: the version is a hint give
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn
 
-SUPPORTED = (
-    "Depth Anything V2 (vits, vitb, vitl): depth_anything_v2_vit{s,b,l}.pth or its .safetensors conversions",
-    "Depth Anything V1 (vits, vitb, vitl): depth_anything_vit{s,b,l}14.pth",
-    "MiDaS v3 DPT-Large-384 (dpt_large_384.pt) and DPT-Hybrid-384 (dpt_hybrid_384.pt)",
-    "MiDaS v3.1 DPT-BEiT-L-512 (dpt_beit_large_512.pt)",
+from .common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DepthArchitecture,
+    UnsupportedCheckpoint,
+    heads_for,
+    unsupported_message,
 )
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class DepthArchitecture:
-    """A detected network: how to build it and how to feed it."""
-
-    family: str  # depth_anything_v1, depth_anything_v2, midas_dpt_large, midas_dpt_hybrid, midas_beit_large
-    name: str  # for people, e.g. "Depth Anything V2 ViT-S"
-    config: object
-    native_size: int
-    multiple: int
-    resize_method: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    upsample: str  # how the official code brings the prediction back to the image size
-    build: Callable[[object], nn.Module] = field(repr=False, compare=False)
-
-    def create(self) -> nn.Module:
-        return self.build(self.config)
-
-
-class UnsupportedCheckpoint(ValueError):
-    pass
-
-
-def unsupported_message(reason: str) -> str:
-    return reason + ". Supported depth models:\n  - " + "\n  - ".join(SUPPORTED)
-
+from .da3 import DA3_NATIVE_SIZE, METRIC_FOCAL_DIVISOR, UNUSED_ANY_VIEW_PREFIXES, DA3Config, DepthAnything3
+from .depth_anything import DepthAnything, DepthAnythingConfig
+from .midas import detect_midas
 
 _DERIVED_BUFFERS = ("attn.relative_position_index", "attn.k_bias")
 
@@ -63,8 +36,9 @@ def strip_wrappers(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     for wrapper in ("state_dict", "model"):
         if isinstance(sd.get(wrapper), Mapping) and not all(isinstance(v, torch.Tensor) for v in sd.values()):
             sd = dict(sd[wrapper])
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+    for prefix in ("module.", "model."):  # DataParallel; the DA3 files' wrapper module
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
     # BEiT checkpoints saved by older timm also hold buffers that are derived, not learnt.
     return {k: v for k, v in sd.items() if not k.endswith(_DERIVED_BUFFERS)}
 
@@ -77,15 +51,7 @@ def _count_blocks(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
     return len(ids)
 
 
-def heads_for(dim: int) -> int:
-    """Attention heads of the ViTs used here: 64 channels per head (1 head below 64 channels)."""
-    heads = max(1, dim // 64)
-    return heads if dim % heads == 0 else 1
-
-
 def _depth_anything(sd: Mapping[str, torch.Tensor], version: int) -> DepthArchitecture:
-    from .depth_anything import DepthAnything, DepthAnythingConfig
-
     dim = sd["pretrained.cls_token"].shape[-1]
     depth = _count_blocks(sd, "pretrained.blocks.")
     cfg = DepthAnythingConfig(
@@ -113,18 +79,69 @@ def _depth_anything(sd: Mapping[str, torch.Tensor], version: int) -> DepthArchit
     )
 
 
-def detect_architecture(state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2) -> DepthArchitecture:
-    """Identify the network of a (wrapper-stripped) state dict; raise UnsupportedCheckpoint otherwise."""
+_SIZES = {384: "ViT-S", 768: "ViT-B", 1024: "ViT-L", 1536: "ViT-G"}
+
+
+def _da3(sd: Mapping[str, torch.Tensor], metric: bool) -> DepthArchitecture:
+    enc = "backbone.pretrained."
+    dim = sd[enc + "cls_token"].shape[-1]
+    depth = _count_blocks(sd, enc + "blocks.")
+    if enc + "blocks.0.mlp.w12.weight" in sd or "gs_head.scratch.layer1_rn.weight" in sd:
+        raise UnsupportedCheckpoint(unsupported_message(
+            "this is a Depth Anything 3 Giant/Nested file (SwiGLU encoder, Gaussian head), which is not supported"
+        ))
+    any_view = enc + "camera_token" in sd
+    alt_start = next((i for i in range(depth) if f"{enc}blocks.{i}.attn.q_norm.weight" in sd), -1)
+    if any_view and alt_start < 0:
+        raise UnsupportedCheckpoint(
+            unsupported_message("Depth Anything 3 file with a camera token but no QK-norm blocks")
+        )
+    cfg = DA3Config(
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads_for(dim),
+        features=sd["head.scratch.layer1_rn.weight"].shape[0],
+        out_channels=tuple(sd[f"head.projects.{i}.weight"].shape[0] for i in range(4)),
+        any_view=any_view,
+        alt_start=alt_start if any_view else -1,
+        output_dim=sd["head.scratch.output_conv2.2.weight"].shape[0],
+        sky_head="head.scratch.sky_output_conv2.0.weight" in sd,
+        grid=int(round((sd[enc + "pos_embed"].shape[1] - 1) ** 0.5)),
+    )
+    size = _SIZES.get(dim, f"ViT-{dim}x{depth}")
+    if any_view:
+        family, name, output = "da3_any_view", f"Depth Anything 3 {size} (single view)", "depth"
+    elif metric:
+        family, name, output = "da3_metric", f"Depth Anything 3 Metric {size}", "metric_depth"
+    else:
+        family, name, output = "da3_mono", f"Depth Anything 3 Mono {size}", "depth"
+    return DepthArchitecture(
+        family=family, name=name, config=cfg, native_size=DA3_NATIVE_SIZE, multiple=14,
+        resize_method="upper_bound", mean=IMAGENET_MEAN, std=IMAGENET_STD, upsample="bilinear",
+        build=DepthAnything3, output=output, downscale="area",
+        metric_focal_divisor=METRIC_FOCAL_DIVISOR if output == "metric_depth" else 0.0,
+        unused_prefixes=UNUSED_ANY_VIEW_PREFIXES if any_view else (),
+    )
+
+
+def detect_architecture(
+    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2, da3_metric: bool = False
+) -> DepthArchitecture:
+    """Identify the network of a (wrapper-stripped) state dict; raise UnsupportedCheckpoint otherwise.
+
+    Two facts are not in the weights and come as hints: the Depth Anything version (V1 and V2 files
+    are identical in names and shapes) and whether a DA3 mono-architecture file is DA3METRIC
+    (identical to DA3MONO in names and shapes; only the meaning of its output differs)."""
     sd = state_dict
     if not sd:
         raise UnsupportedCheckpoint(unsupported_message("the checkpoint holds no tensors"))
+    if "backbone.pretrained.cls_token" in sd and "head.scratch.layer1_rn.weight" in sd:
+        return _da3(sd, da3_metric)
     if "pretrained.cls_token" in sd and "depth_head.scratch.layer1_rn.weight" in sd:
         if depth_anything_version not in (1, 2):
             raise ValueError(f"Depth Anything version must be 1 or 2, got {depth_anything_version}")
         return _depth_anything(sd, depth_anything_version)
     if "pretrained.model.cls_token" in sd and "scratch.output_conv.0.weight" in sd:
-        from .midas import detect_midas
-
         return detect_midas(sd)
     sample = ", ".join(sorted(sd)[:4])
     raise UnsupportedCheckpoint(
@@ -133,11 +150,17 @@ def detect_architecture(state_dict: Mapping[str, torch.Tensor], depth_anything_v
 
 
 def build_and_load(
-    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2
+    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2, da3_metric: bool = False
 ) -> tuple[nn.Module, DepthArchitecture]:
-    """Detect, build and load with strict key and shape checks; the model is returned in eval mode."""
+    """Detect, build and load with strict key and shape checks; the model is returned in eval mode.
+
+    Keys under the architecture's `unused_prefixes` (parts of a multi-task file that depth from one
+    image never runs, such as DA3's camera heads) may be present and are dropped; every other key
+    must match the network exactly."""
     sd = strip_wrappers(state_dict)
-    arch = detect_architecture(sd, depth_anything_version)
+    arch = detect_architecture(sd, depth_anything_version, da3_metric)
+    if arch.unused_prefixes:
+        sd = {k: v for k, v in sd.items() if not k.startswith(arch.unused_prefixes)}
     model = arch.create()
     expected = model.state_dict()
     missing = sorted(set(expected) - set(sd))

@@ -1,0 +1,109 @@
+"""The shipped video workflow end to end in the host: a few tiny frames in, a side-by-side video out,
+named for VR players, with the clip's frame count and frame rate; tiny models throughout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import host_harness
+import tiny_checkpoints
+
+SHIPPED = host_harness.PACK_DIR / "examples_workflows" / "video_to_stereo.json"
+TINY_DA3 = "DA3MONO-LARGE/model.safetensors"  # the shipped file name, holding a tiny network
+FRAMES, FPS, W, H = 3, 8, 64, 40
+
+pytest.importorskip("timm")
+av = pytest.importorskip("av")
+
+
+def _write_clip(path) -> None:
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        y, x = np.mgrid[0:64, 0:96]
+        for t in range(FRAMES):
+            rgb = np.stack([(x * 2 + 20 * t) % 255, y * 3, (x + y) % 255], -1).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _load_host_video_nodes(host) -> None:
+    """LoadVideo, GetVideoComponents, CreateVideo, SaveVideo: built-in extra nodes of both hosts,
+    loaded through the host's own loader (the test host starts with its core nodes only)."""
+    import asyncio
+
+    import nodes
+
+    if "LoadVideo" in nodes.NODE_CLASS_MAPPINGS:
+        return
+    result = nodes.load_custom_node(str(host / "comfy_extras" / "nodes_video.py"), module_parent="comfy_extras")
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    assert result and "LoadVideo" in nodes.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture()
+def setup(host, pack, tmp_path):
+    import folder_paths
+    import tiny_depth
+
+    _load_host_video_nodes(host)
+    with tiny_checkpoints.fp32_text_encoders():
+        tiny = tiny_checkpoints.tiny_models()
+        da3 = tiny.root / "depthanything" / TINY_DA3
+        if not da3.exists():
+            tiny_depth.write_tiny_da3(da3, "mono")
+        tiny_checkpoints.register_model_root(tiny.root)
+        (tmp_path / "in").mkdir()
+        (tmp_path / "out").mkdir()
+        _write_clip(tmp_path / "in" / "example.mp4")
+        old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+        folder_paths.set_input_directory(str(tmp_path / "in"))
+        folder_paths.set_output_directory(str(tmp_path / "out"))
+        try:
+            yield tiny, tmp_path
+        finally:
+            folder_paths.set_input_directory(old[0])
+            folder_paths.set_output_directory(old[1])
+
+
+def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
+    import nodes
+
+    tiny, root = setup
+    converter = host_harness.pack_submodule(host_harness.load_pack(), "headless.workflow_to_api")
+    comfy_host = host_harness.pack_submodule(host_harness.load_pack(), "headless.comfy_host")
+    prompt = converter.workflow_to_api(json.loads(SHIPPED.read_text()), nodes.NODE_CLASS_MAPPINGS)
+    kinds = {node["class_type"] for node in prompt.values()}
+    assert {"LoadVideo", "GetVideoComponents", "StereoEstimateDisparity", "StereoKSampler", "StereoSideBySide",
+            "CreateVideo", "SaveVideo"} <= kinds
+    for node in prompt.values():
+        inputs, kind = node["inputs"], node["class_type"]
+        if "ckpt_name" in inputs:
+            inputs["ckpt_name"] = tiny.sd15
+        if kind == "StereoDisparityModelLoader":
+            assert inputs["model_name"] == f"depthanything/{TINY_DA3}"
+            inputs["download_if_missing"] = False
+        if "steps" in inputs:
+            inputs["steps"] = 3
+        if kind == "ImageScale":
+            inputs["width"], inputs["height"] = W, H
+        if kind == "StereoEstimateDisparity":
+            inputs["resolution"] = 42
+    comfy_host.run_prompt(prompt, comfy_host.new_executor())
+
+    videos = sorted((root / "out" / "video").glob("*.mp4"))
+    assert [v.name for v in videos] == ["video_to_stereo_LRF_Full_SBS_00001_.mp4"]
+    with av.open(str(videos[0])) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24").astype(np.float32) for f in container.decode(stream)]
+        assert float(stream.average_rate) == pytest.approx(FPS)
+    assert len(frames) == FRAMES
+    assert frames[0].shape == (H, 2 * W, 3)  # parallel side by side: left | right
+    left, right = frames[0][:, :W], frames[0][:, W:]
+    assert np.abs(left - right).mean() > 0.5, "the right view is a copy of the left one"
