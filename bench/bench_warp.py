@@ -1,0 +1,87 @@
+"""StereoWarp speed: the full-resolution forward warp against a grid_sample backward warp.
+
+Run from the repository root:  python bench/bench_warp.py [--sizes 512,1024,2048] [--threads N]
+
+Both warps move the same RGB image by the same disparity (a layered synthetic scene at each
+size, divergence 8 %) in this one process; their timings are interleaved round by round so
+that load changes on the machine hit both alike, and the table prints medians and the median
+of the per-round ratios. grid_sample is the cheapest possible warp (one bilinear read per
+pixel, no occlusion order, no holes): it is the yardstick, not an alternative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_common  # noqa: E402,F401  (registers `stereo_pack`)
+from stereo_pack.stereo_ops.pixel_shift import displacement  # noqa: E402
+from stereo_pack.stereo_ops.synthetic_scenes import layered_scene  # noqa: E402
+from stereo_pack.stereo_ops.warp import forward_warp  # noqa: E402
+
+
+def _backward_grid(shift: torch.Tensor) -> torch.Tensor:
+    b, h, w = shift.shape
+    xs = torch.arange(w, dtype=shift.dtype, device=shift.device).view(1, 1, w) + shift
+    ys = torch.arange(h, dtype=shift.dtype, device=shift.device).view(1, h, 1).expand(b, h, w)
+    return torch.stack((xs * (2.0 / (w - 1)) - 1.0, ys * (2.0 / (h - 1)) - 1.0), dim=-1)
+
+
+def _time(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="512,1024,2048", help="square image sizes, comma separated")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+
+    print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, RGB float32, divergence 8%")
+    print("| image | grid_sample (backward, no occlusion) | StereoWarp forward warp | ratio |")
+    print("|---|---|---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        scene = layered_scene(size, size, divergence=8.0, dtype=torch.float32)
+        image = scene.center.image.to(dev)
+        shift = displacement(scene.disparity, 8.0).to(dev)
+        grid = _backward_grid(shift)
+
+        def backward():
+            return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+        def forward():
+            return forward_warp(image, shift).image
+
+        backward(), forward()
+        gs, fw, ratios = [], [], []
+        for _ in range(args.rounds):
+            g, f = _time(backward), _time(forward)
+            gs.append(g)
+            fw.append(f)
+            ratios.append(f / g)
+        print(
+            f"| {size}x{size} | {statistics.median(gs) * 1e3:.2f} ms | {statistics.median(fw) * 1e3:.2f} ms "
+            f"| {statistics.median(ratios):.1f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
