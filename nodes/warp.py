@@ -102,7 +102,7 @@ class StereoRefine(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Image.Output("stereo", display_name="stereo", tooltip="The stereo batch with the refined right eyes."),
+                io.Image.Output("refined", display_name="stereo", tooltip="The stereo batch with the refined right eyes."),
                 io.Mask.Output("holes", display_name="holes",
                                tooltip="N masks: where the right eye kept the diffusion's pixels (disocclusions)."),
             ],

@@ -33,7 +33,7 @@ def load_builder():
 
 
 def test_workflows_are_shipped_with_thumbnails_and_reachable_as_example_workflows():
-    assert set(WORKFLOWS) == {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo"}, WORKFLOWS
+    assert set(WORKFLOWS) == {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo", "photo_warp_inpaint"}, WORKFLOWS
     link = host_harness.PACK_DIR / "example_workflows"
     assert link.resolve() == SHIPPED.resolve()
     for name in WORKFLOWS:
@@ -44,6 +44,11 @@ def test_workflows_are_shipped_with_thumbnails_and_reachable_as_example_workflow
 
 @pytest.fixture(scope="module")
 def converter(pack):
+    import nodes
+
+    if "ImageCompositeMasked" not in nodes.NODE_CLASS_MAPPINGS:  # the host's comfy_extras, as a server has them
+        host_harness.pack_submodule(pack, "headless.comfy_host")._run(
+            nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
     return host_harness.pack_submodule(pack, "headless.workflow_to_api")
 
 

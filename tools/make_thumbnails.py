@@ -26,6 +26,7 @@ THUMBNAILS = {
     "photo_to_stereo": ("photo → stereo", [(120, 200, 110), (240, 140, 60), (200, 90, 200)]),
     "depth_to_stereo": ("depth map → stereo", [(200, 200, 200), (150, 150, 150), (240, 240, 240)]),
     "sdxl_text_to_stereo": ("SDXL text → stereo", [(250, 120, 150), (90, 220, 200), (250, 230, 120)]),
+    "photo_warp_inpaint": ("photo → warp + inpaint", [(240, 170, 80), (110, 200, 230), (230, 110, 120)]),
 }
 
 
