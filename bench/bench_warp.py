@@ -4,9 +4,11 @@ Run from the repository root:  python bench/bench_warp.py [--sizes 512,1024,2048
 
 Both warps move the same RGB image by the same disparity (a layered synthetic scene at each
 size, divergence 8 %) in this one process; their timings are interleaved round by round so
-that load changes on the machine hit both alike, and the table prints medians and the median
-of the per-round ratios. grid_sample is the cheapest possible warp (one bilinear read per
-pixel, no occlusion order, no holes): it is the yardstick, not an alternative.
+that load changes on the machine hit both alike. The table prints medians of wall-clock time
+and the median of the per-round ratios, of wall-clock time and of this process's CPU time (on
+a CPU; the latter is immune to other processes sharing the cores). grid_sample is the cheapest
+possible warp (one bilinear read per pixel, no occlusion order, no holes): it is the yardstick,
+not an alternative.
 """
 
 from __future__ import annotations
@@ -34,14 +36,13 @@ def _backward_grid(shift: torch.Tensor) -> torch.Tensor:
     return torch.stack((xs * (2.0 / (w - 1)) - 1.0, ys * (2.0 / (h - 1)) - 1.0), dim=-1)
 
 
-def _time(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
+def _time(fn, sync) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one call."""
+    sync()
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    sync()
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -56,8 +57,9 @@ def main() -> None:
     dev = torch.device(args.device)
 
     print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, RGB float32, divergence 8%")
-    print("| image | grid_sample (backward, no occlusion) | StereoWarp forward warp | ratio |")
-    print("|---|---|---|---|")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    print("| image | grid_sample (backward, no occlusion) | StereoWarp forward warp | ratio (wall) | ratio (CPU time) |")
+    print("|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
         scene = layered_scene(size, size, divergence=8.0, dtype=torch.float32)
         image = scene.center.image.to(dev)
@@ -71,15 +73,17 @@ def main() -> None:
             return forward_warp(image, shift).image
 
         backward(), forward()
-        gs, fw, ratios = [], [], []
+        gs, fw, ratios, cpu_ratios = [], [], [], []
         for _ in range(args.rounds):
-            g, f = _time(backward), _time(forward)
+            (g, gc), (f, fc) = _time(backward, sync), _time(forward, sync)
             gs.append(g)
             fw.append(f)
             ratios.append(f / g)
+            cpu_ratios.append(fc / max(gc, 1e-9))
+        cpu = f"{statistics.median(cpu_ratios):.1f}x" if dev.type == "cpu" else "n/a"
         print(
             f"| {size}x{size} | {statistics.median(gs) * 1e3:.2f} ms | {statistics.median(fw) * 1e3:.2f} ms "
-            f"| {statistics.median(ratios):.1f}x |"
+            f"| {statistics.median(ratios):.1f}x | {cpu} |"
         )
 
 

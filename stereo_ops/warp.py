@@ -33,10 +33,10 @@ from .pixel_shift import displacement
 
 # A segment landing this many pixels wide or more tears: the surface is not continuous there.
 MAX_STRETCH = 2.0
-# Buffer value of a column nothing landed on, and the position such a column then samples:
-# outside the image, where grid_sample reads zero.
-_UNSET = -(2.0**30)
-_EMPTY = -4.0
+# Buffer value of a column nothing landed on: far outside the image, where sampling reads zero.
+_UNSET = -(2.0**24)
+# Elements per row block on a CPU (see forward_warp).
+_CPU_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -56,77 +56,97 @@ def source_positions(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For every target pixel, the fractional source column it shows, and whether it shows any.
 
-    Holes get a column outside the image, so that sampling there reads zero.
     `shift` (R, W) is a stack of rows, in float32 or float64; `direction` -1 moves content left,
-    +1 right. `source_mask` (R, W) marks the source pixels that may move at all.
+    +1 right. `source_mask` (R, W) marks the source pixels that may move at all. Holes get a
+    column far outside the image, where linear sampling reads zero.
     """
+    u = torch.empty_like(shift)
+    filled = torch.empty(shift.shape, device=shift.device, dtype=torch.bool)
+    _land_rows(shift, direction, source_mask, u, filled, 1.0, 0.0)
+    return u, filled
+
+
+def _land_rows(
+    shift: torch.Tensor,
+    direction: int,
+    source_mask: torch.Tensor | None,
+    out: torch.Tensor,
+    filled: torch.Tensor,
+    scale: float,
+    offset: float,
+) -> None:
+    """Write scale * u + offset (u: the source column each target shows) into `out` and whether
+    anything landed into `filled`, both (R, W) and contiguous."""
     r, w = shift.shape
     dev, dt = shift.device, shift.dtype
     # Targets live in a buffer with two dump columns on each side: column j is entry j + 2.
     # Rejected and out-of-range candidates are routed to the dumps (index 0, or clamped), which
-    # is cheaper than masking their values. Operations are in place where they can be: at these
-    # sizes allocating a fresh tensor costs about as much as the arithmetic.
+    # is cheaper than masking their values. Scalars are floats: comparing a float tensor with a
+    # Python int takes a slower path.
     cols = torch.arange(w, device=dev, dtype=dt)
     q = torch.sub(cols + 2.0, shift) if direction < 0 else torch.add(shift, cols + 2.0)
     q0, q1 = q[:, :-1], q[:, 1:]
     span = q1 - q0
-    seg_ok = (span > 0) & (span < MAX_STRETCH)
+    seg_ok = (span > 0.0) & (span < MAX_STRETCH)
     if source_mask is not None:
         seg_ok &= source_mask[:, :-1] & source_mask[:, 1:]
     j0 = torch.ceil(q0)
     rest = torch.sub(q1, j0)  # how far the segment reaches past its first covered column
-    ok_a = (rest >= 0) & seg_ok
-    ok_b = (rest >= 1) & seg_ok
+    ok_a = (rest >= 0.0) & seg_ok
     u = torch.sub(j0, q0).div_(span).add_(cols[:-1])  # the source position landing on j0
-    step = span.reciprocal_()  # u moves by this from one target column to the next
-    t_a = torch.mul(j0, ok_a).clamp_(0, w + 3).long()
-    t_b = j0.add_(1.0).mul_(ok_b).clamp_(0, w + 3).long()
+    t_a = torch.mul(j0, ok_a).clamp_(0.0, w + 3.0).long()
 
     # amax picks the nearest surface: the largest u moving left, the smallest moving right,
     # which is the largest v = (W - 1) - u.
     if direction > 0:
         u.neg_().add_(w - 1.0)
-        step.neg_()
     best = torch.full((r, w + 4), _UNSET, device=dev, dtype=dt)
+    flat = best.view(-1)
     best.scatter_reduce_(1, t_a, u, reduce="amax")
-    best.scatter_reduce_(1, t_b, u.add_(step), reduce="amax")
+    # A second covered column only where a segment is stretched past one pixel: a few percent of
+    # them on smooth surfaces, so they are gathered rather than scattered in full.
+    row, col = ((rest >= 1.0) & seg_ok).nonzero(as_tuple=True)
+    if row.numel():
+        sel = (row, col)
+        u_b = u[sel] + span[sel].reciprocal().mul_(1.0 if direction < 0 else -1.0)
+        t_b = j0[sel].add_(1.0).clamp_(0.0, w + 3.0).long().add_(row * (w + 4))
+        flat.scatter_reduce_(0, t_b, u_b, reduce="amax")
 
     lone = torch.ones((r, w), device=dev, dtype=torch.bool)
     lone[:, :-1] = ~seg_ok
     lone[:, 1:] &= ~seg_ok
     if source_mask is not None:
         lone &= source_mask
-    if bool(lone.any()):
-        t_p = torch.round(q).mul_(lone).clamp_(0, w + 3).long()
-        v = cols if direction < 0 else (w - 1.0) - cols
-        best.scatter_reduce_(1, t_p, v.expand(r, w), reduce="amax")
+    # Lone pixels are rare (thin objects): handle just those, by their flat buffer index.
+    row, col = lone.nonzero(as_tuple=True)
+    if row.numel():
+        t_p = torch.round(q[row, col]).clamp_(0.0, w + 3.0).long().add_(row * (w + 4))
+        v = col.to(dt) if direction < 0 else (w - 1.0) - col.to(dt)
+        flat.scatter_reduce_(0, t_p, v, reduce="amax")
 
     found = best[:, 2 : w + 2]
-    filled = found >= 0
-    found.clamp_min_(_EMPTY)
-    if direction > 0:
-        found.neg_().add_(w - 1.0)
-    return found, filled
+    torch.ge(found, 0.0, out=filled)
+    # Unset columns hold _UNSET, which lands far outside the image: sampling there reads zero.
+    if direction < 0:
+        torch.mul(found, scale, out=out).add_(offset)
+    else:  # found is v = (W - 1) - u
+        torch.mul(found, -scale, out=out).add_((w - 1.0) * scale + offset)
 
 
-def sample_rows(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of every row of `x` (B, C, H, W, any strides) at columns `u` (B, H, W).
+def sample_rows(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of every row of `x` (B, C, H, W, any strides) at the columns of
+    `grid` (B * H, 1, W, 2), in grid_sample's coordinates (align_corners, y = 0).
 
-    Columns outside [-1, W] read zero. Returns (B, C, H, W) stored as (B, H, C, W): grid_sample
-    writes it that way, and the caller decides which layout to copy it into.
+    Returns (B, C, H, W) stored as (B, H, C, W): grid_sample writes it that way, and the caller
+    decides which layout to copy it into.
     """
     b, c, h, w = x.shape
-    # Each row is a one-pixel-high image, so the vertical coordinate is exact.
-    grid = torch.empty((h, 1, w, 2), device=x.device, dtype=x.dtype)
-    grid[..., 1] = 0.0
-    gx = grid[:, 0, :, 0]
-    scale = 2.0 / (w - 1) if w > 1 else 0.0
     outs = []
     for i in range(b):
-        torch.mul(u[i], scale, out=gx)
-        gx.sub_(1.0)
+        # Each row is a one-pixel-high image, so the vertical coordinate is exact.
         rows = x[i].permute(1, 0, 2).unsqueeze(2)  # (H, C, 1, W)
-        outs.append(F.grid_sample(rows, grid, mode="bilinear", padding_mode="zeros", align_corners=True))
+        g = grid[i * h : (i + 1) * h]
+        outs.append(F.grid_sample(rows, g, mode="bilinear", padding_mode="zeros", align_corners=True))
     out = outs[0].unsqueeze(0) if b == 1 else torch.stack(outs)
     return out.view(b, h, c, w).permute(0, 2, 1, 3)
 
@@ -158,14 +178,25 @@ def forward_warp(
         if source_mask.shape != shift.shape:
             raise ValueError(f"source_mask {tuple(source_mask.shape)} must match the shift {tuple(shift.shape)}")
         mask = source_mask.to(device=x.device, dtype=torch.bool).reshape(b * h, w)
-    if w < 2:  # a one-column image: each pixel stays if it lands on the column
-        filled = a.abs() < 0.5
+
+    if w < 2:  # one column: a pixel stays if it lands on it; grid_sample cannot leave it empty
+        filled = (a.abs() < 0.5).view(b, h, w)
         if mask is not None:
-            filled &= mask
-        u = torch.where(filled, 0.0, _EMPTY).to(work)
-    else:
-        u, filled = source_positions(a, direction, mask)
-    image = sample_rows(x.to(work), u.view(b, h, w)).to(x.dtype)
+            filled &= mask.view(b, h, w)
+        return WarpResult(x * filled.unsqueeze(1).to(x.dtype), filled)
+    # grid_sample's grid, stored as two planes (x, then y = 0) so that each is written contiguously.
+    planes = torch.zeros((2, b * h, 1, w), device=x.device, dtype=work)
+    filled = torch.empty((b * h, w), device=x.device, dtype=torch.bool)
+    gx = planes[0, :, 0]
+    # On a CPU, blocks of rows whose temporaries stay in cache run faster than whole-image
+    # passes, which are bound by memory traffic and page faults; a GPU takes all rows at once.
+    rows = b * h if x.device.type != "cpu" else max(1, _CPU_BLOCK // w)
+    scale = 2.0 / (w - 1)
+    for i in range(0, b * h, rows):
+        part = slice(i, i + rows)
+        _land_rows(a[part], direction, None if mask is None else mask[part], gx[part], filled[part], scale, -1.0)
+    grid = planes.permute(1, 2, 3, 0)
+    image = sample_rows(x.to(work), grid).to(x.dtype)
     return WarpResult(image, filled.view(b, h, w))
 
 

@@ -207,3 +207,14 @@ def test_refine_copies_the_left_eye_detail_and_keeps_the_holes(balance):
 def test_refine_rejects_mismatched_eyes():
     with pytest.raises(ValueError, match="same shape"):
         refine_right(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9), torch.rand(1, 8, 8), 5.0)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_tiny_images_warp_without_errors(width):
+    image = torch.rand(2, 3, 4, width)
+    shift = torch.zeros(2, 4, width)
+    out = forward_warp(image, shift)
+    torch.testing.assert_close(out.image, image, atol=1e-5, rtol=0)
+    assert out.filled.all()
+    gone = forward_warp(image, shift + 5.0)  # everything leaves the frame
+    assert not gone.filled.any() and torch.all(gone.image == 0)
