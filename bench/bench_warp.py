@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common  # noqa: E402,F401  (registers `stereo_pack`)
-from stereo_pack.stereo_ops.pixel_shift import displacement  # noqa: E402
-from stereo_pack.stereo_ops.synthetic_scenes import layered_scene  # noqa: E402
+from stereo_pack.stereo_ops.pixel_shift import displacement, stereo_pixel_shift  # noqa: E402
+from stereo_pack.stereo_ops.synthetic_scenes import layered_scene, psnr  # noqa: E402
 from stereo_pack.stereo_ops.warp import forward_warp  # noqa: E402
 
 
@@ -45,12 +45,37 @@ def _time(fn, sync) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def latent_resolution_right_view(image: torch.Tensor, disparity: torch.Tensor, divergence: float) -> torch.Tensor:
+    """The right view as StereoDiffusion's shift makes it: at 1/8 resolution, upsampled."""
+    h, w = image.shape[-2:]
+    small = F.interpolate(image, size=(h // 8, w // 8), mode="area")
+    d = F.interpolate(disparity[None], size=(h // 8, w // 8), mode="area")[0]
+    shifted = stereo_pixel_shift(small, d, divergence, mode="subpixel").image
+    return F.interpolate(shifted, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def quality_table(sizes: list[int]) -> None:
+    """Right-view PSNR on the pixels both eyes see, more than 8 px (one latent pixel) from any
+    depth edge or hole, of an exact synthetic scene."""
+    print()
+    print("| image | latent-resolution warp (1/8, upsampled) | StereoWarp (full resolution) |")
+    print("|---|---|---|")
+    for size in sizes:
+        scene = layered_scene(size, size, divergence=8.0, dtype=torch.float32)
+        visible = ~scene.right.holes & ~scene.right.edge_zone(8)
+        latent = latent_resolution_right_view(scene.center.image, scene.disparity, 8.0)
+        full = forward_warp(scene.center.image, displacement(scene.disparity, 8.0)).image
+        print(f"| {size}x{size} | {psnr(latent, scene.right.image, visible):.1f} dB "
+              f"| {psnr(full, scene.right.image, visible):.1f} dB |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="512,1024,2048", help="square image sizes, comma separated")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-quality", action="store_true", help="skip the PSNR table")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,6 +110,8 @@ def main() -> None:
             f"| {size}x{size} | {statistics.median(gs) * 1e3:.2f} ms | {statistics.median(fw) * 1e3:.2f} ms "
             f"| {statistics.median(ratios):.1f}x | {cpu} |"
         )
+    if not args.no_quality:
+        quality_table([int(s) for s in args.sizes.split(",")])
 
 
 if __name__ == "__main__":

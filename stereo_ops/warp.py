@@ -87,7 +87,7 @@ def _land_rows(
     q = torch.sub(cols + 2.0, shift) if direction < 0 else torch.add(shift, cols + 2.0)
     q0, q1 = q[:, :-1], q[:, 1:]
     span = q1 - q0
-    seg_ok = (span > 0.0) & (span < MAX_STRETCH)
+    seg_ok = (span - 0.5 * MAX_STRETCH).abs_() < 0.5 * MAX_STRETCH  # 0 < span < MAX_STRETCH
     if source_mask is not None:
         seg_ok &= source_mask[:, :-1] & source_mask[:, 1:]
     j0 = torch.ceil(q0)
