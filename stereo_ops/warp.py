@@ -90,7 +90,8 @@ def _land_rows(
     seg_ok = (span - 0.5 * MAX_STRETCH).abs_() < 0.5 * MAX_STRETCH  # 0 < span < MAX_STRETCH
     if source_mask is not None:
         seg_ok &= source_mask[:, :-1] & source_mask[:, 1:]
-    j0 = torch.ceil(q0)
+    # ceil of the contiguous rows, then the view: on a strided input torch's ceil can be very slow.
+    j0 = torch.ceil(q)[:, :-1]
     rest = torch.sub(q1, j0)  # how far the segment reaches past its first covered column
     ok_a = (rest >= 0.0) & seg_ok
     u = torch.sub(j0, q0).div_(span).add_(cols[:-1])  # the source position landing on j0
@@ -185,16 +186,27 @@ def forward_warp(
             filled &= mask.view(b, h, w)
         return WarpResult(x * filled.unsqueeze(1).to(x.dtype), filled)
     # grid_sample's grid, stored as two planes (x, then y = 0) so that each is written contiguously.
-    planes = torch.zeros((2, b * h, 1, w), device=x.device, dtype=work)
+    planes = torch.empty((2, b * h, 1, w), device=x.device, dtype=work)
+    planes[1].zero_()
     filled = torch.empty((b * h, w), device=x.device, dtype=torch.bool)
     gx = planes[0, :, 0]
-    # On a CPU, blocks of rows whose temporaries stay in cache run faster than whole-image
-    # passes, which are bound by memory traffic and page faults; a GPU takes all rows at once.
-    rows = b * h if x.device.type != "cpu" else max(1, _CPU_BLOCK // w)
     scale = 2.0 / (w - 1)
-    for i in range(0, b * h, rows):
-        part = slice(i, i + rows)
-        _land_rows(a[part], direction, None if mask is None else mask[part], gx[part], filled[part], scale, -1.0)
+    if x.device.type != "cpu":
+        _land_rows(a, direction, mask, gx, filled, scale, -1.0)
+    else:
+        # On a CPU, blocks of rows whose temporaries stay in cache run faster than whole-image
+        # passes, which are bound by memory traffic and page faults. Each block's operations are
+        # too small to gain from several threads; forking and joining them for every operation
+        # costs more (far more on a loaded machine), so the blocks run on this thread alone.
+        rows = max(1, _CPU_BLOCK // w)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for i in range(0, b * h, rows):
+                part = slice(i, i + rows)
+                _land_rows(a[part], direction, None if mask is None else mask[part], gx[part], filled[part], scale, -1.0)
+        finally:
+            torch.set_num_threads(threads)
     grid = planes.permute(1, 2, 3, 0)
     image = sample_rows(x.to(work), grid).to(x.dtype)
     return WarpResult(image, filled.view(b, h, w))
