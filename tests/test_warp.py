@@ -71,7 +71,7 @@ def test_zero_divergence_is_the_identity():
 
 @pytest.mark.parametrize("direction", [-1, 1])
 def test_nearer_surfaces_win_and_disocclusions_are_holes(direction):
-    # A near block (4.5 px) over a far background (0.5 px) that both move the same way.
+    # A near block (columns 20-25, 4.5 px) over a far background (0.5 px), both moving one way.
     w = 40
     image = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w).repeat(1, 3, 2, 1) + 100
     shift = torch.full((1, 2, w), 0.5)
@@ -79,14 +79,15 @@ def test_nearer_surfaces_win_and_disocclusions_are_holes(direction):
     out = forward_warp(image, shift, direction=direction)
     row, filled = out.image[0, 0, 0], out.filled[0, 0]
     cols = torch.arange(w, dtype=torch.float32)
-    block = (cols - direction * 4.5 >= 20) & (cols - direction * 4.5 <= 25)  # where the block shows
-    torch.testing.assert_close(row[block], cols[block] - direction * 4.5 + 100, atol=1e-3, rtol=0)
-    # The 4 columns the block uncovered on its trailing side are holes, nothing else inside.
-    trailing = range(26 - 4, 26) if direction < 0 else range(20, 24)
-    hole_cols = set(torch.nonzero(~filled).flatten().tolist())
-    assert set(trailing) <= {c + (0 if direction < 0 else 1) for c in hole_cols} | hole_cols
-    inner = [c for c in hole_cols if 2 <= c <= w - 3]
-    assert len(inner) <= 5
+    source = cols - direction * 4.5
+    block = (source >= 20) & (source <= 25)  # where the block lands: on top of the background
+    torch.testing.assert_close(row[block], source[block] + 100, atol=1e-3, rtol=0)
+    # Exactly the background the block uncovered on its trailing side, and the frame edge the
+    # background left, are holes.
+    holes = set(torch.nonzero(~filled).flatten().tolist())
+    assert holes == ({21, 22, 23, 24, 25, 39} if direction < 0 else {0, 20, 21, 22, 23, 24})
+    background = filled & ~block
+    torch.testing.assert_close(row[background], cols[background] - direction * 0.5 + 100, atol=1e-3, rtol=0)
 
 
 def test_a_post_narrower_than_its_parallax_stays_whole():
@@ -218,3 +219,15 @@ def test_tiny_images_warp_without_errors(width):
     assert out.filled.all()
     gone = forward_warp(image, shift + 5.0)  # everything leaves the frame
     assert not gone.filled.any() and torch.all(gone.image == 0)
+
+
+def test_row_blocks_do_not_change_the_result(monkeypatch):
+    import stereo_pack.stereo_ops.warp as warp
+
+    scene = layered_scene(40, 64, 10.0)
+    shift = displacement(scene.disparity.float(), 10.0).repeat(2, 1, 1)
+    image = scene.center.image.float().repeat(2, 1, 1, 1)
+    whole = forward_warp(image, shift)
+    monkeypatch.setattr(warp, "_CPU_BLOCK", 64 * 3)  # blocks of 3 rows
+    blocks = forward_warp(image, shift)
+    assert torch.equal(whole.image, blocks.image) and torch.equal(whole.filled, blocks.filled)
