@@ -205,7 +205,8 @@ def forward_warp(
         try:
             for i in range(0, b * h, rows):
                 part = slice(i, i + rows)
-                _land_rows(a[part], direction, None if mask is None else mask[part], gx[part], filled[part], scale, -1.0)
+                block_mask = None if mask is None else mask[part]
+                _land_rows(a[part], direction, block_mask, gx[part], filled[part], scale, -1.0)
         finally:
             torch.set_num_threads(threads)
     grid = planes.permute(1, 2, 3, 0)
