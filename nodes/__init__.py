@@ -23,6 +23,7 @@ _NODE_MODULES: dict[str, str | None] = {
     "inversion": None,
     "disparity": "timm einops",
     "depth_to_disparity": None,
+    "warp": None,
 }
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 import host_harness
 import tiny_checkpoints
 from browser_harness import comfy_page, comfy_server  # noqa: F401  (fixtures)
-from test_example_workflows import SHIPPED, TINY_DEPTH, WORKFLOWS
+from test_example_workflows import SHIPPED, TINY_DEPTH, WORKFLOWS, ensure_host_extra_nodes
 
 pytestmark = pytest.mark.browser
 
@@ -88,6 +88,7 @@ def _inputs(prompt: dict) -> dict:
 def test_workflow_loads_converts_and_runs_in_the_real_frontend(name, server_files, comfy_page, pack):  # noqa: F811
     import nodes
 
+    ensure_host_extra_nodes(pack)
     converter = host_harness.pack_submodule(pack, "headless.workflow_to_api")
     workflow = json.loads((SHIPPED / f"{name}.json").read_text())
     errors_before = len(comfy_page.page_errors)  # some frontend versions raise one while starting up

@@ -3,11 +3,13 @@ tiny models that the host loads through its ordinary loaders; and the files stil
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ def load_builder():
 def test_workflows_are_shipped_with_thumbnails_and_reachable_as_example_workflows():
     assert set(WORKFLOWS) == {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo",
                               "flux_text_to_stereo", "flux_photo_to_stereo",
-                              "video_to_stereo"}, WORKFLOWS
+                              "video_to_stereo", "photo_warp_inpaint"}, WORKFLOWS
     link = host_harness.PACK_DIR / "example_workflows"
     assert link.resolve() == SHIPPED.resolve()
     for name in WORKFLOWS:
@@ -45,8 +47,21 @@ def test_workflows_are_shipped_with_thumbnails_and_reachable_as_example_workflow
             assert thumb.format == "JPEG" and thumb.width >= 128
 
 
+def ensure_host_extra_nodes(pack) -> None:
+    """The host's comfy_extras nodes (Image Composite Masked, ...), which a real server loads."""
+    import nodes
+
+    if "ImageCompositeMasked" not in nodes.NODE_CLASS_MAPPINGS:
+        loading = nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False)
+        if asyncio.iscoroutine(loading):  # on a thread of its own: the browser tests run an event loop here
+            worker = threading.Thread(target=asyncio.run, args=(loading,))
+            worker.start()
+            worker.join()
+
+
 @pytest.fixture(scope="module")
 def converter(pack):
+    ensure_host_extra_nodes(pack)
     return host_harness.pack_submodule(pack, "headless.workflow_to_api")
 
 

@@ -26,6 +26,7 @@ SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
 DEPTH_MODEL = "depthanything/depth_anything_v2_vits.pth"
 CONTROLNET_DEPTH = "control_v11f1p_sd15_depth.pth"
+SD15_INPAINT_CHECKPOINT = "sd-v1-5-inpainting.ckpt"
 NEGATIVE = "blurry, lowres, deformed, watermark, text"
 
 
@@ -469,6 +470,61 @@ def video_to_stereo(classes) -> dict:
 
 VIDEO_DEPTH_MODEL = "depthanything/DA3MONO-LARGE/model.safetensors"
 
+def photo_warp_inpaint(classes) -> dict:
+    """Photo -> disparity -> StereoWarp -> the holes inpainted by the user's inpainting model."""
+    name = "photo_warp_inpaint"
+    g = Graph(classes)
+    g.note((0, -280), (
+        "Photo to stereo by warping and inpainting (fast, no inversion)\n\n1. A depth model estimates "
+        "the disparity of the photo.\n2. Stereo Warp moves every pixel into the right view at full "
+        "resolution; what no view shows (the disocclusions) comes back as a hole mask.\n3. Your "
+        "inpainting checkpoint fills the holes (VAE Encode for Inpainting + KSampler), and only the "
+        "holes are pasted back, so every other pixel of both eyes is the photo itself.\n\nSet the size "
+        "on Upscale Image to your photo's aspect ratio (multiples of 8). Raise balance to split the "
+        "parallax and the holes between both eyes."), size=(520, 260))
+    ckpt = g.node("CheckpointLoaderSimple", (0, 0), title="Inpainting checkpoint", ckpt_name=SD15_INPAINT_CHECKPOINT)
+    photo = g.node("LoadImage", (0, 160), image="example.png", size=[320, 360])
+    scale = g.node("ImageScale", (360, 400), upscale_method="lanczos", width=768, height=512, crop="center")
+    g.link(photo, "IMAGE", scale, "image")
+    depth_model = g.node("StereoDisparityModelLoader", (360, 600), model_name=DEPTH_MODEL)
+    disparity = g.node("StereoEstimateDisparity", (720, 560))
+    g.link(depth_model, 0, disparity, "disparity_model")
+    g.link(scale, 0, disparity, "image")
+    warp = g.node("StereoWarp", (720, 360), divergence=5.0, grow_holes=2)
+    g.link(scale, 0, warp, "image")
+    g.link(disparity, 0, warp, "disparity")
+    pos = g.node("CLIPTextEncode", (360, 0), title="Prompt (what lies behind things)", size=[400, 160],
+                 text="background, seamless continuation of the scene, photograph")
+    neg = g.node("CLIPTextEncode", (360, 200), title="Negative prompt", size=[400, 120], text=NEGATIVE)
+    g.link(ckpt, "CLIP", pos, "clip")
+    g.link(ckpt, "CLIP", neg, "clip")
+    encode = g.node("VAEEncodeForInpaint", (1080, 360), grow_mask_by=6)
+    g.link(warp, 0, encode, "pixels")
+    g.link(ckpt, "VAE", encode, "vae")
+    g.link(warp, 1, encode, "mask")
+    sampler = g.node("KSampler", (1080, 0), title="Inpaint the holes", seed=42, **_sampler_settings())
+    for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"), (encode, 0, "latent_image")):
+        g.link(src, out, sampler, dst)
+    decode = g.node("VAEDecode", (1440, 0))
+    g.link(sampler, 0, decode, "samples")
+    g.link(ckpt, "VAE", decode, "vae")
+    paste = g.node("ImageCompositeMasked", (1440, 160), title="Paste only the holes back")
+    g.link(warp, 0, paste, "destination")
+    g.link(decode, 0, paste, "source")
+    g.link(warp, 1, paste, "mask")
+    holes = g.node("MaskToImage", (1080, 600))
+    g.link(warp, 1, holes, "mask")
+    preview_holes = g.node("PreviewImage", (1440, 600), title="Holes (white = inpainted)", size=[300, 300])
+    g.link(holes, 0, preview_holes, "images")
+    sbs = g.node("StereoSideBySide", (1800, 0), layout="parallel")
+    g.link(paste, 0, sbs, "stereo")
+    preview_sbs = g.node("PreviewImage", (2160, 0), title="Side by side (parallel)", size=[420, 300])
+    g.link(sbs, 0, preview_sbs, "images")
+    save = g.node("StereoSaveImage", (1800, 360), filename_prefix=f"stereo/{name}", layout="parallel")
+    g.link(paste, 0, save, "stereo")
+    return g.to_json(name)
+
+
 WORKFLOWS = {
     "text_to_stereo": text_to_stereo,
     "photo_to_stereo": photo_to_stereo,
@@ -477,6 +533,7 @@ WORKFLOWS = {
     "flux_text_to_stereo": flux_text_to_stereo,
     "flux_photo_to_stereo": flux_photo_to_stereo,
     "video_to_stereo": video_to_stereo,
+    "photo_warp_inpaint": photo_warp_inpaint,
 }
 
 
