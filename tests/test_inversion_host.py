@@ -65,6 +65,11 @@ def mse(a, b):
     return float(((a - b) ** 2).mean())
 
 
+def relative_error(a, b) -> float:
+    """Largest difference relative to the largest value: comparable across value scales."""
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
 def test_null_text_reconstructs_far_better_than_ddim_and_fixed_point_at_least_as_well(rt, ops, sd15):
     latent = photo_latent()
     positive, negative = conds()
@@ -143,8 +148,10 @@ def test_stereo_batch_uses_the_embeddings_of_its_pair(rt, ops, sd15):
     )
     with torch.inference_mode():
         stereo = guider.sample(torch.zeros_like(start), torch.zeros_like(start), sampler, inversion.sigmas, seed=0)
-    assert torch.allclose(stereo[:2], reconstruction, atol=1e-4)
-    assert torch.allclose(stereo[2:], reconstruction, atol=1e-4)
+    # A batch of 4 and a batch of 2 go through different kernels: equal up to float32 rounding
+    # accumulated over the steps, measured against the size of the values (about 10 here).
+    for half in (stereo[:2], stereo[2:]):
+        assert relative_error(half, reconstruction) < 1e-4
 
 
 @pytest.mark.parametrize("kind,prediction", [("sd20", "v"), ("sdxl", "eps")])
