@@ -44,10 +44,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SERVER_START_TIMEOUT_S = 120
-# Settings a first-time user would click away (welcome templates dialog, tutorials).
+# Settings a first-time user would click away (welcome templates dialog, tutorials). Everything
+# else, workflow validation included, stays at the frontend's defaults.
 FIRST_RUN_SETTINGS = {
     "Comfy.TutorialCompleted": True,
-    "Comfy.Validation.Workflows": False,
 }
 
 
