@@ -304,10 +304,11 @@ def _sampler_settings(steps=20, cfg=7.0):
     return dict(steps=steps, cfg=cfg, sampler_name="euler", scheduler="normal", denoise=1.0)
 
 
-def text_to_stereo(classes, checkpoint=SD15_CHECKPOINT, width=512, height=512, key="text_to_stereo") -> dict:
+def text_to_stereo(classes, checkpoint=SD15_CHECKPOINT, width=512, height=512, key="text_to_stereo",
+                   heading="Text to stereo") -> dict:
     g = Graph(classes)
     note = g.note(
-        "Text to stereo\n\n1. The checkpoint renders the left view (KSampler).\n"
+        f"{heading}\n\n1. The checkpoint renders the left view (KSampler).\n"
         "2. A depth model estimates the disparity of that render.\n"
         "3. The Stereo KSampler denoises left and right together from the same seed, shifts the left "
         "view by the disparity into the right one and lets the model fill the holes; the attention "
@@ -348,7 +349,8 @@ def text_to_stereo(classes, checkpoint=SD15_CHECKPOINT, width=512, height=512, k
 
 
 def sdxl_text_to_stereo(classes) -> dict:
-    return text_to_stereo(classes, checkpoint=SDXL_CHECKPOINT, width=1024, height=1024, key="sdxl_text_to_stereo")
+    return text_to_stereo(classes, checkpoint=SDXL_CHECKPOINT, width=1024, height=1024, key="sdxl_text_to_stereo",
+                          heading="SDXL text to stereo")
 
 
 def photo_to_stereo(classes) -> dict:
