@@ -126,7 +126,7 @@ def test_shipped_workflow_runs_end_to_end_in_the_host(name, converter, comfy_hos
     prompt = converter.workflow_to_api(workflow, nodes.NODE_CLASS_MAPPINGS)
     active = [n for n in workflow["nodes"] if n["type"] not in ("Note", "MarkdownNote", "PrimitiveNode", "Reroute")]
     assert set(prompt) == {str(n["id"]) for n in active}
-    prompt = tiny_overrides(prompt, models, sdxl="sdxl" in name)
+    prompt = tiny_overrides(prompt, models, sdxl=workflow_key(name).startswith("sdxl"))
     before = set((io_dirs / "out").rglob("*.png"))
 
     outputs = comfy_host.run_prompt(prompt, executor)
