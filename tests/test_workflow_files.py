@@ -4,6 +4,7 @@ overlaps, and the saved view shows the whole graph readably."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import shutil
@@ -54,11 +55,9 @@ def test_nothing_in_the_repository_is_a_symlink():
     assert links == []
 
 
-@pytest.mark.parametrize("title", TITLES)
-def test_every_link_record_matches_the_inputs_and_outputs_it_joins(title):
+def check_links(workflow: dict) -> None:
     """The frontend finds a link's input by the record's target slot and repairs (deletes) links
     whose slots disagree with the nodes; the records must be exact."""
-    workflow = load(title)
     nodes = {n["id"]: n for n in workflow["nodes"]}
     records = {}
     for link_id, origin, origin_slot, target, target_slot, kind in workflow["links"]:
@@ -79,6 +78,47 @@ def test_every_link_record_matches_the_inputs_and_outputs_it_joins(title):
             for link_id in entry.get("links") or []:
                 assert records[link_id][:2] == (node["id"], slot), (node["type"], entry)
     assert workflow["last_link_id"] >= max(records) and workflow["last_node_id"] >= max(nodes)
+
+
+@pytest.mark.parametrize("title", TITLES)
+def test_every_link_record_matches_the_inputs_and_outputs_it_joins(title):
+    check_links(load(title))
+
+
+def test_the_builder_takes_slots_from_the_node_inputs_and_keeps_widgets_out_of_the_execution_mode():
+    """Nodes with a widget called `mode`, a new optional input before the linked ones, and links
+    made in another order than the inputs: what a node that gains inputs looks like to the builder."""
+    spec = importlib.util.spec_from_file_location("stereo_build_example_workflows", ROOT / "tools" / "build_example_workflows.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+
+    class Source:
+        RETURN_TYPES = ("MODEL", "INT", "IMAGE")
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}}
+
+    class Patch:
+        RETURN_TYPES = ("MODEL",)
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"model": ("MODEL",), "mode": (["unidirectional", "bidirectional"],),
+                                 "seed": ("INT", {"default": 0, "control_after_generate": True})},
+                    "optional": {"new_input": ("MASK",), "image": ("IMAGE",)}}
+
+    graph = builder.Graph({"Source": Source, "Patch": Patch})
+    source, patch = graph.node("Source"), graph.node("Patch", mode="bidirectional")
+    graph.link(source, "IMAGE", patch, "image")
+    graph.link(source, "INT", patch, "seed")
+    graph.link(source, "MODEL", patch, "model")
+    graph.columns([source], [patch])
+    workflow = graph.to_json("test")
+    check_links(workflow)
+    node = next(n for n in workflow["nodes"] if n["type"] == "Patch")
+    assert node["mode"] == 0 and node["widgets_values"] == ["bidirectional", 0, "fixed"]
+    assert [i["name"] for i in node["inputs"]] == ["model", "seed", "new_input", "image"]
 
 
 @pytest.mark.parametrize("title", TITLES)
