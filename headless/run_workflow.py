@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -30,8 +31,15 @@ SHIPPED = comfy_host.PACK_DIR / "examples_workflows"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
+def workflow_key(title: str) -> str:
+    """The short name of a shipped workflow: its file name (the title the template browser shows)
+    without a trailing remark in brackets, lower case, words joined by "_"."""
+    title = re.sub(r"\s*\([^)]*\)\s*$", "", title)
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+
+
 def shipped_workflows() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(SHIPPED.glob("*.json"))}
+    return {workflow_key(p.stem): p for p in sorted(SHIPPED.glob("*.json"))}
 
 
 def resolve_workflow(name: str) -> Path:
@@ -41,6 +49,9 @@ def resolve_workflow(name: str) -> Path:
     shipped = shipped_workflows()
     if name in shipped:
         return shipped[name]
+    by_title = {p.stem: p for p in shipped.values()}
+    if name in by_title:
+        return by_title[name]
     raise SystemExit(f"workflow {name!r} is neither a file nor a shipped workflow ({', '.join(shipped) or 'none'})")
 
 
@@ -93,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list:
         for name, path in shipped_workflows().items():
-            print(f"{name}\t{path}")
+            print(f"{name}\t{path.name}")
         return 0
     workflow = json.loads(resolve_workflow(args.workflow).read_text())
     images = input_images(args)

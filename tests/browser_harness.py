@@ -44,10 +44,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SERVER_START_TIMEOUT_S = 120
-# Settings a first-time user would click away (welcome templates dialog, tutorials).
+# Settings a first-time user would click away (welcome templates dialog, tutorials). Everything
+# else, workflow validation included, stays at the frontend's defaults.
 FIRST_RUN_SETTINGS = {
     "Comfy.TutorialCompleted": True,
-    "Comfy.Validation.Workflows": False,
 }
 
 
@@ -94,12 +94,13 @@ class ServerEnvironmentError(RuntimeError):
 ENVIRONMENT_FAILURES = ("comfyui_workflow_templates/templates' does not exist",)
 
 
-def start_server(host: Path, base_dir: Path) -> ComfyServer:
-    """Start `python main.py --cpu` of the host with this pack as its only custom node."""
+def start_server(host: Path, base_dir: Path, link_pack: bool = True, extra_args: tuple[str, ...] = ()) -> ComfyServer:
+    """Start `python main.py --cpu` of the host with this pack as its only custom node (linked
+    into base_dir/custom_nodes, or whatever the caller put there with link_pack=False)."""
     custom_nodes = base_dir / "custom_nodes"
     custom_nodes.mkdir(parents=True, exist_ok=True)
     link = custom_nodes / host_harness.PACK_DIR.name
-    if not link.exists():
+    if link_pack and not link.exists():
         link.symlink_to(host_harness.PACK_DIR, target_is_directory=True)
     settings = base_dir / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,7 @@ def start_server(host: Path, base_dir: Path) -> ComfyServer:
     log_path = base_dir / "server.log"
     cmd = [
         sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-        "--base-directory", str(base_dir), "--disable-auto-launch",
+        "--base-directory", str(base_dir), "--disable-auto-launch", *extra_args,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, cwd=host, stdout=log, stderr=subprocess.STDOUT)

@@ -150,7 +150,8 @@ def test_estimate_non_square_batch_is_at_image_size_and_deterministic():
     b = estimate_disparity(model, arch, image, resolution=56, batch_size=3)
     assert a.shape == (3, 37, 61) and a.dtype == torch.float32
     assert torch.equal(a, again)
-    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # other batch sizes run other kernels: equal up to rounding, relative to the map's range (1)
+    assert (a - b).abs().max() / b.abs().max() < 1e-4
     for d in a:
         assert d.min().item() == 0.0 and abs(d.max().item() - 1.0) < 1e-6
     # The output is continuous-valued, not quantised to 8 bits.

@@ -92,7 +92,8 @@ def test_load_and_estimate_through_the_nodes(depth_folder):
     again = _node("StereoEstimateDisparity").execute(
         disparity_model=model, image=image, resolution=28, normalization="per image", batch_size=2
     ).result[0]
-    torch.testing.assert_close(again, disparity, rtol=1e-4, atol=1e-5)
+    # another batch size runs other kernels: equal up to rounding, relative to the map's range (1)
+    assert (again - disparity).abs().max() / disparity.abs().max() < 1e-4
 
 
 def test_midas_file_from_the_midas_folder(pack, tmp_path, monkeypatch):

@@ -20,8 +20,7 @@ import host_harness
 import tiny_checkpoints
 
 SHIPPED = host_harness.PACK_DIR / "examples_workflows"
-WORKFLOWS = sorted(p.stem for p in SHIPPED.glob("*.json"))
-IMAGE_WORKFLOWS = [w for w in WORKFLOWS if w != "video_to_stereo"]  # the video one saves a video
+WORKFLOWS = sorted(p.stem for p in SHIPPED.glob("*.json"))  # file names: the titles users see
 TINY_DEPTH = "tiny_depth_anything_v2.safetensors"
 STEPS = 3
 SIZE = 64
@@ -35,14 +34,19 @@ def load_builder():
     return module
 
 
-def test_workflows_are_shipped_with_thumbnails_and_reachable_as_example_workflows():
-    assert set(WORKFLOWS) == {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo",
-                              "flux_text_to_stereo", "flux_photo_to_stereo",
-                              "video_to_stereo", "photo_warp_inpaint"}, WORKFLOWS
-    link = host_harness.PACK_DIR / "example_workflows"
-    assert link.resolve() == SHIPPED.resolve()
+def workflow_key(title: str) -> str:
+    """The short name the headless runner accepts and the saved files start with."""
+    from stereo_pack.headless.run_workflow import workflow_key as key
+
+    return key(title)
+
+
+def test_workflows_are_shipped_with_thumbnails_under_the_runners_names():
+    assert {workflow_key(t) for t in WORKFLOWS} == \
+        {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo", "flux_text_to_stereo",
+         "flux_photo_to_stereo", "video_to_stereo", "photo_warp_inpaint"}, WORKFLOWS
+    assert set(load_builder().WORKFLOWS) == {workflow_key(t) for t in WORKFLOWS}
     for name in WORKFLOWS:
-        assert (link / f"{name}.json").is_file()
         with Image.open(SHIPPED / f"{name}.jpg") as thumb:  # the template browser asks for <name>.jpg
             assert thumb.format == "JPEG" and thumb.width >= 128
 
@@ -136,7 +140,7 @@ def tiny_overrides(prompt: dict, models, sdxl: bool) -> dict:
     return prompt
 
 
-@pytest.mark.parametrize("name", IMAGE_WORKFLOWS)
+@pytest.mark.parametrize("name", [w for w in WORKFLOWS if not w.lower().startswith("video")])  # a video elsewhere
 def test_shipped_workflow_runs_end_to_end_in_the_host(name, converter, comfy_host, executor, models, io_dirs):
     import nodes
 
@@ -144,7 +148,7 @@ def test_shipped_workflow_runs_end_to_end_in_the_host(name, converter, comfy_hos
     prompt = converter.workflow_to_api(workflow, nodes.NODE_CLASS_MAPPINGS)
     active = [n for n in workflow["nodes"] if n["type"] not in ("Note", "MarkdownNote", "PrimitiveNode", "Reroute")]
     assert set(prompt) == {str(n["id"]) for n in active}
-    prompt = tiny_overrides(prompt, models, sdxl="sdxl" in name)
+    prompt = tiny_overrides(prompt, models, sdxl=workflow_key(name).startswith("sdxl"))
     before = set((io_dirs / "out").rglob("*.png"))
 
     outputs = comfy_host.run_prompt(prompt, executor)
@@ -155,7 +159,7 @@ def test_shipped_workflow_runs_end_to_end_in_the_host(name, converter, comfy_hos
         if getattr(nodes.NODE_CLASS_MAPPINGS[node["class_type"]], "OUTPUT_NODE", False):
             assert outputs.get(node_id), f"output node {node_id} ({node['class_type']}) produced nothing"
     written = set((io_dirs / "out").rglob("*.png")) - before
-    pairs = [f for f in written if f.name.startswith(name)]  # StereoSaveImage: stereo/<name>_00001_<layout>.png
+    pairs = [f for f in written if f.name.startswith(workflow_key(name))]  # stereo/<key>_00001_<layout>.png
     assert len(pairs) == 1, sorted(f.name for f in written)
     with Image.open(pairs[0]) as image:
         sbs = np.asarray(image.convert("RGB"), dtype=np.float32)
@@ -172,7 +176,8 @@ def test_shipped_workflows_match_the_node_definitions(converter):
     import nodes
 
     builder = load_builder()
-    built = builder.build_all(nodes.NODE_CLASS_MAPPINGS, WORKFLOWS)
+    built = builder.build_all(nodes.NODE_CLASS_MAPPINGS)
+    assert sorted(built) == WORKFLOWS
     for name in WORKFLOWS:
         shipped = json.loads((SHIPPED / f"{name}.json").read_text())
         hint = f"examples_workflows/{name}.json no longer matches the nodes: run tools/build_example_workflows.py"
@@ -187,8 +192,9 @@ def test_runner_turns_a_folder_of_images_into_stereo_pairs(converter, models, ho
     a shipped workflow, a folder of inputs, the tiny models passed as overrides on the command line."""
     import nodes
 
-    name = "photo_to_stereo" if "photo_to_stereo" in WORKFLOWS else "depth_to_stereo"
-    shipped = converter.workflow_to_api(json.loads((SHIPPED / f"{name}.json").read_text()), nodes.NODE_CLASS_MAPPINGS)
+    name = "photo_to_stereo"
+    (path,) = [SHIPPED / f"{t}.json" for t in WORKFLOWS if workflow_key(t) == name]
+    shipped = converter.workflow_to_api(json.loads(path.read_text()), nodes.NODE_CLASS_MAPPINGS)
     tiny = tiny_overrides(json.loads(json.dumps(shipped)), models, sdxl=False)
     sets = [f"{node_id}.{key}={json.dumps(value)}" for node_id, node in tiny.items()
             for key, value in node["inputs"].items() if key != "ckpt_name" and shipped[node_id]["inputs"].get(key) != value]

@@ -61,6 +61,11 @@ def run(rt, model, method, latent, positive, negative, steps=STEPS, cfg=CFG, **k
     return inversion, report, reconstruction
 
 
+def relative_error(a, b) -> float:
+    """Largest difference relative to the largest value: comparable across value scales."""
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
 def mse(a, b):
     return float(((a - b) ** 2).mean())
 
@@ -143,10 +148,10 @@ def test_stereo_batch_uses_the_embeddings_of_its_pair(rt, ops, sd15):
     )
     with torch.inference_mode():
         stereo = guider.sample(torch.zeros_like(start), torch.zeros_like(start), sampler, inversion.sigmas, seed=0)
-    # batch 4 against batch 2: another batch layout may round differently, so relative to the range
-    scale = float(reconstruction.abs().max())
-    torch.testing.assert_close(stereo[:2], reconstruction, rtol=1e-4, atol=1e-5 * scale)
-    torch.testing.assert_close(stereo[2:], reconstruction, rtol=1e-4, atol=1e-5 * scale)
+    # A batch of 4 and a batch of 2 go through different kernels: equal up to float32 rounding
+    # accumulated over the steps, measured against the size of the values (about 10 here).
+    for half in (stereo[:2], stereo[2:]):
+        assert relative_error(half, reconstruction) < 1e-4
 
 
 @pytest.mark.parametrize("kind,prediction", [("sd20", "v"), ("sdxl", "eps")])

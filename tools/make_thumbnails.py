@@ -1,10 +1,11 @@
 """Draw the thumbnails of the shipped workflows: a red-cyan anaglyph of a small synthetic scene.
 
-    python tools/make_thumbnails.py            # writes examples_workflows/<workflow>.jpg
+    python tools/make_thumbnails.py   # writes <title>.jpg into examples_workflows/ and example_workflows/
 
 The scene (sky, ground and three balls at different depths) is shifted into a right view with the
 pack's own Stereo Pixel Shift (subpixel), so each thumbnail is a real stereo image. ComfyUI's
-template browser shows `<workflow name>.jpg` next to each workflow file.
+template browser shows `<file name>.jpg` next to each workflow file; the file names (the titles)
+come from tools/build_example_workflows.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 384, 288
 
-# workflow file stem -> (caption, palette of the three balls)
+# workflow key -> (caption, palette of the three balls)
 THUMBNAILS = {
     "text_to_stereo": ("text → stereo", [(230, 90, 60), (250, 200, 70), (90, 170, 240)]),
     "photo_to_stereo": ("photo → stereo", [(120, 200, 110), (240, 140, 60), (200, 90, 200)]),
@@ -89,13 +90,28 @@ def thumbnail(caption: str, palette, stereo_ops) -> Image.Image:
     return out
 
 
+def _builder():
+    spec = importlib.util.spec_from_file_location("stereo_build_example_workflows", ROOT / "tools" / "build_example_workflows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     stereo_ops = _stereo_ops()
-    out_dir = ROOT / "examples_workflows"
-    for stem, (caption, palette) in THUMBNAILS.items():
-        path = out_dir / f"{stem}.jpg"
-        thumbnail(caption, palette, stereo_ops).save(path, quality=85)
-        print(path)
+    builder = _builder()
+    titles = {w.title for w in builder.WORKFLOWS.values()}
+    for out_dir in builder.OUT_DIRS:
+        out_dir.mkdir(exist_ok=True)
+        for stale in out_dir.glob("*.jpg"):
+            if stale.stem not in titles:
+                stale.unlink()
+    for key, (caption, palette) in THUMBNAILS.items():
+        image = thumbnail(caption, palette, stereo_ops)
+        for out_dir in builder.OUT_DIRS:
+            path = out_dir / f"{builder.WORKFLOWS[key].title}.jpg"
+            image.save(path, quality=85)
+            print(path)
 
 
 if __name__ == "__main__":
