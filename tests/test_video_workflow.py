@@ -11,7 +11,7 @@ import pytest
 import host_harness
 import tiny_checkpoints
 
-SHIPPED = host_harness.PACK_DIR / "examples_workflows" / "video_to_stereo.json"
+SHIPPED = host_harness.PACK_DIR / "examples_workflows" / "Video to stereo (side by side).json"
 TINY_DA3 = "DA3MONO-LARGE/model.safetensors"  # the shipped file name, holding a tiny network
 FRAMES, FPS, W, H = 3, 8, 64, 40
 
