@@ -287,23 +287,42 @@ class Graph:
         }
 
 
-def _stereo_outputs(g: Graph, vae: Node, stereo_latent: Node, prefix: str) -> tuple[list[Box], list[Box]]:
-    """Decode the stereo batch, compose it and save it: two columns (the nodes, the previews)."""
+def _stereo_outputs(g: Graph, vae: Node, stereo_latent: Node, prefix: str,
+                    refine_with: tuple[Node, int] | None = None) -> tuple[list[Box], list[Box]]:
+    """Decode the stereo batch, compose it and save it: two columns (the nodes, the previews).
+
+    With `refine_with` (the node and output of the disparity the pair was made with), Stereo Refine
+    gives the right eye the full-resolution warp of the left one wherever both eyes see the scene.
+    """
     decode = g.node("VAEDecode", title="Decode the stereo pair")
     g.link(stereo_latent, 0, decode, "samples")
     g.link(vae, "VAE", decode, "vae")
+    nodes_out: list[Box] = [decode]
+    pair = decode
+    if refine_with is not None:
+        pair = g.node("StereoRefine", title="Refine the right eye (full resolution)")
+        g.link(decode, 0, pair, "stereo")
+        g.link(refine_with[0], refine_with[1], pair, "disparity")
+        nodes_out.append(pair)
     sbs = g.node("StereoSideBySide", layout="parallel")
-    g.link(decode, 0, sbs, "stereo")
+    g.link(pair, 0, sbs, "stereo")
     preview_sbs = g.node("PreviewImage", title="Side by side (parallel)", size=[360, 280])
     g.link(sbs, 0, preview_sbs, "images")
     anaglyph = g.node("StereoAnaglyph", method="dubois")
-    g.link(decode, 0, anaglyph, "stereo")
+    g.link(pair, 0, anaglyph, "stereo")
     preview_ana = g.node("PreviewImage", title="Anaglyph (red-cyan glasses)", size=[360, 280])
     g.link(anaglyph, 0, preview_ana, "images")
     # room for the stereo viewer the pack's frontend extension adds to the node
     save = g.node("StereoSaveImage", filename_prefix=prefix, layout="parallel", size=[NODE_WIDTH, 330])
-    g.link(decode, 0, save, "stereo")
-    return [decode, sbs, anaglyph, save], [preview_sbs, preview_ana]
+    g.link(pair, 0, save, "stereo")
+    return [*nodes_out, sbs, anaglyph, save], [preview_sbs, preview_ana]
+
+
+def _shared_divergence(g: Graph, stereo: Node, outputs: list[Box], value: float = 8.0) -> Extra:
+    """One divergence for the sampler and Stereo Refine (outputs[1]): the refine must warp by the
+    parallax the pair was made with."""
+    refine = outputs[1]
+    return g.primitive(value, [(stereo, "divergence"), (refine, "divergence")], title="divergence (sampler and refine)")
 
 
 def _sampler_settings(steps=20, cfg=7.0):
@@ -349,8 +368,9 @@ def text_to_stereo(classes, checkpoint=SD15_CHECKPOINT, width=512, height=512, k
     latent = g.node("EmptyLatentImage", width=width, height=height, batch_size=1)
     patch, depth_model, stereo, as_image, preview_depth, seed = _one_pass_stereo(
         g, ckpt, pos, neg, latent, ckpt, _sampler_settings())
-    outputs, previews = _stereo_outputs(g, ckpt, stereo, f"stereo/{key}")
-    g.columns([note, ckpt, latent], [pos, neg, seed], [patch, depth_model, stereo],
+    outputs, previews = _stereo_outputs(g, ckpt, stereo, f"stereo/{key}", refine_with=(stereo, 1))
+    divergence = _shared_divergence(g, stereo, outputs)
+    g.columns([note, ckpt, latent], [pos, neg, seed, divergence], [patch, depth_model, stereo],
               [as_image, preview_depth], outputs, previews)
     return g.to_json(key)
 
@@ -391,8 +411,9 @@ def photo_to_stereo(classes) -> dict:
                           (encode, 0, "latent_image"), (disparity, 0, "disparity"),
                           (inversion, 0, "inversion")):
         g.link(src, out, stereo, dst)
-    outputs, previews = _stereo_outputs(g, ckpt, stereo, "stereo/photo_to_stereo")
-    g.columns([note, ckpt, photo], [pos, neg, scale, encode], [inversion, depth_model, disparity], [stereo],
+    outputs, previews = _stereo_outputs(g, ckpt, stereo, "stereo/photo_to_stereo", refine_with=(disparity, 0))
+    divergence = _shared_divergence(g, stereo, outputs)
+    g.columns([note, ckpt, photo], [pos, neg, scale, encode], [inversion, depth_model, disparity], [divergence, stereo],
               outputs, previews)
     return g.to_json("photo_to_stereo")
 
@@ -456,8 +477,9 @@ def flux_text_to_stereo(classes) -> dict:
     settings = dict(steps=20, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
     patch, depth_model, stereo, as_image, preview_depth, seed = _one_pass_stereo(
         g, unet, pos, neg, latent, vae, settings)
-    outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_text_to_stereo")
-    g.columns([note, unet, clip, vae], [pos, neg, latent, seed], [patch, depth_model, stereo],
+    outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_text_to_stereo", refine_with=(stereo, 1))
+    divergence = _shared_divergence(g, stereo, outputs)
+    g.columns([note, unet, clip, vae], [pos, neg, latent, seed, divergence], [patch, depth_model, stereo],
               [as_image, preview_depth], outputs, previews)
     return g.to_json("flux_text_to_stereo")
 
@@ -498,9 +520,10 @@ def flux_photo_to_stereo(classes) -> dict:
     for src, out, dst in ((patch, 0, "model"), (pos, 0, "positive"), (neg, 0, "negative"),
                           (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
         g.link(src, out, stereo, dst)
-    outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_photo_to_stereo")
+    outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_photo_to_stereo", refine_with=(disparity, 0))
+    divergence = _shared_divergence(g, stereo, outputs)
     g.columns([note, unet, clip, vae], [photo, scale, encode, depth_model], [pos, neg, patch, inversion],
-              [disparity, stereo], outputs, previews)
+              [disparity, divergence, stereo], outputs, previews)
     return g.to_json("flux_photo_to_stereo")
 
 
