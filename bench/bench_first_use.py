@@ -2,7 +2,8 @@
 files of the real architectures.
 
 Run from the repository root (needs a ComfyUI checkout, found as the tests find it):
-    python bench/bench_first_use.py [--models DIR] [--only NAME ...]
+    python bench/bench_first_use.py [--models DIR] [--only NAME ...]   # the "try it" runs, end to end
+    python bench/bench_first_use.py --components                       # the pieces the shipped settings repeat
 
 No real weights are needed: the script writes a checkpoint with Stable Diffusion 1.5's exact
 architecture (UNet, CLIP-L text encoder, VAE) and a Depth Anything V2 Small file, all with random
@@ -54,9 +55,6 @@ CONFIGS = {
         "Upscale Image.width=256", "Stereo Null-Text Inversion.method=fixed_point",
         "Stereo Null-Text Inversion.steps=10", "Stereo KSampler.steps=10",
     ]),
-    # Two step counts at the shipped size: their difference is the cost of the steps alone.
-    "text, 512 px, 4 steps": ("text_to_stereo", ["Left view.steps=4", "Stereo KSampler.steps=4"]),
-    "text, 512 px, 8 steps": ("text_to_stereo", ["Left view.steps=8", "Stereo KSampler.steps=8"]),
 }
 
 
@@ -94,6 +92,44 @@ def write_models(root: Path) -> None:
         depth.parent.mkdir(parents=True, exist_ok=True)
         model = tiny_depth.tiny_depth_anything(2, 0, **DEPTH_ANYTHING_SIZES["vits"])
         tiny_depth.save_state_dict(model.state_dict(), depth)
+
+
+def component_times(repeats: int = 2) -> list[tuple[str, float]]:
+    """CPU seconds (one thread) of the pieces that the shipped settings repeat: one guided UNet
+    evaluation (batch 2: conditional and unconditional) per latent size, and one VAE decode."""
+    import host_harness
+    import torch
+
+    torch.set_num_threads(1)
+    host_harness.import_host(host_harness.find_host())
+    import comfy.ops
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    unet = UNetModel(**SD15_FULL_UNET, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
+    host_harness.init_weights(unet, 0)
+    vae = AutoencoderKL(ddconfig=SD_VAE, embed_dim=4)
+    host_harness.init_weights(vae, 2)
+    context = torch.randn(2, 77, 768)
+
+    def cpu_time(fn) -> float:
+        fn()  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t0)
+        return best
+
+    rows = []
+    with torch.no_grad():
+        for px in (256, 512):
+            x = torch.randn(2, 4, px // 8, px // 8)
+            rows.append((f"UNet evaluation, {px} px, batch 2 (one guided step)",
+                         cpu_time(lambda: unet(x, torch.tensor([500.0, 500.0]), context=context))))
+        z = torch.randn(1, 4, 64, 64)
+        rows.append(("VAE decode, 512 px", cpu_time(lambda: vae.decode(z))))
+    return rows
 
 
 def photo(path: Path) -> None:
@@ -136,7 +172,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="folder for the generated model files (default: a temporary folder)")
     parser.add_argument("--only", action="append", help="run only the configurations whose name contains this")
+    parser.add_argument("--components", action="store_true", help="time the repeated pieces (UNet step, VAE decode) instead")
     args = parser.parse_args()
+    if args.components:
+        print("| piece | CPU time (one thread) |")
+        print("|---|---|")
+        for name, seconds in component_times():
+            print(f"| {name} | {seconds:.2f} s |", flush=True)
+        return
     models = Path(args.models) if args.models else Path(tempfile.mkdtemp(prefix="stereo-first-use-"))
     write_models(models)
     work = Path(tempfile.mkdtemp(prefix="stereo-first-use-run-"))
