@@ -115,7 +115,11 @@ def _image_size(name: str) -> tuple[int, int] | None:
 
     try:
         with Image.open(folder_paths.get_annotated_filepath(name)) as image:
-            return image.size
+            width, height = image.size
+            # LoadImage turns the picture upright by its EXIF orientation: 5-8 swap the sides.
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):
+                width, height = height, width
+            return width, height
     except (OSError, ValueError):
         return None
 

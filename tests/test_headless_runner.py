@@ -265,3 +265,18 @@ def test_a_failing_node_is_one_readable_line_and_a_non_zero_exit(host, models, p
     ]
     assert only_host_import_tracebacks(result.stderr), result.stderr[-3000:]
     assert "No usable GPU" not in result.stderr  # --cpu: no check, no line
+
+
+def test_input_image_size_follows_the_exif_orientation_as_load_image_does(pack, tmp_path, monkeypatch):
+    import folder_paths
+
+    runner = host_harness.pack_submodule(pack, "headless.run_workflow")
+    image = Image.new("RGB", (40, 24))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees for display
+    image.save(tmp_path / "turned.jpg", exif=exif)
+    image.save(tmp_path / "plain.png")
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path))
+    assert runner._image_size("turned.jpg") == (24, 40)
+    assert runner._image_size("plain.png") == (40, 24)
+    assert runner._image_size("missing.png") is None
