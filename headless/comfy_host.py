@@ -50,9 +50,8 @@ class HeadlessServer:
         self.sockets_metadata: dict = {}
 
     def send_sync(self, event, data, sid=None):
-        if event == "execution_error":
-            LOG.error("node %s (%s) failed: %s", data.get("node_id"), data.get("node_type"), data.get("exception_message"))
-        elif event == "executing" and isinstance(data, dict) and data.get("node") is not None:
+        # Failures are reported once, by run_prompt's PromptError.
+        if event == "executing" and isinstance(data, dict) and data.get("node") is not None:
             LOG.debug("executing node %s", data["node"])
 
     def queue_updated(self):
@@ -62,14 +61,41 @@ class HeadlessServer:
         pass
 
 
-def import_comfyui(path: Path, cpu: bool = False) -> None:
-    """Put ComfyUI on sys.path and import it, as its main.py would (without parsing our command line)."""
+def accelerator() -> str | None:
+    """The kind of GPU torch can use here, or None. Packages for other accelerators (Ascend,
+    Cambricon) count as one: ComfyUI decides about those itself."""
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        return "xpu"
+    for package in ("torch_npu", "torch_mlu", "torch_directml"):
+        if importlib.util.find_spec(package) is not None:
+            return package
+    return None
+
+
+def import_comfyui(path: Path, cpu: bool = False) -> bool:
+    """Put ComfyUI on sys.path and import it, as its main.py would (without parsing our command
+    line). Without a usable GPU it runs on the CPU instead of failing; returns whether it does."""
     # The pack root holds a `nodes` package that must never shadow ComfyUI's nodes.py.
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != PACK_DIR]
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
     import comfy.cli_args
 
+    if not cpu and accelerator() is None:
+        # ComfyUI would stop with "Found no NVIDIA driver" at its first device query.
+        print("No usable GPU found: running on the CPU, which is slow (see the README's "
+              "'Try it in a minute'); pass --cpu to skip this check.", file=sys.stderr, flush=True)
+        cpu = True
     if cpu:
         comfy.cli_args.args.cpu = True
         # ComfyUI keeps text encoders in float16 by default; on a CPU that is tens of times slower.
@@ -84,11 +110,12 @@ def import_comfyui(path: Path, cpu: bool = False) -> None:
     extra_paths = path / "extra_model_paths.yaml"
     if extra_paths.is_file():
         load_extra_path_config(str(extra_paths))
+    return cpu
 
 
 def start_comfyui(path: Path, cpu: bool = False, custom_nodes: bool = True) -> Any:
     """Import ComfyUI, load its built-in extra nodes, the custom nodes, and this pack; returns a server for run_prompt."""
-    import_comfyui(path, cpu=cpu)
+    cpu = import_comfyui(path, cpu=cpu)
     import nodes
 
     server = HeadlessServer()
@@ -143,8 +170,17 @@ def add_models_folder(root: Path) -> None:
         folder_paths.add_model_folder_path(folder.name, str(folder), is_default=True)
 
 
+# Exceptions whose message is written for the user (the nodes raise these with advice).
+READABLE_ERRORS = {"ValueError", "RuntimeError", "FileNotFoundError"}
+
+
 class PromptError(RuntimeError):
-    """The host refused the prompt (validation) or a node failed while running it."""
+    """The host refused the prompt (validation) or a node failed while running it. The message
+    is for people; `details` holds the node's traceback, if any."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 def validate(prompt: dict) -> list[str]:
@@ -174,18 +210,25 @@ def new_executor(server: Any = None) -> Any:
     return execution.PromptExecutor(server)
 
 
-def run_prompt(prompt: dict, executor: Any = None) -> dict:
-    """Validate and execute an API prompt with the host's PromptExecutor; returns the UI outputs per node id."""
+def run_prompt(prompt: dict, executor: Any = None, workflow: dict | None = None) -> dict:
+    """Validate and execute an API prompt with the host's PromptExecutor; returns the UI outputs per
+    node id. `workflow` (UI format) is embedded in saved images, as the frontend's saves do."""
     outputs = validate(prompt)
     executor = executor or new_executor()
-    _run(executor.execute_async(prompt, str(uuid.uuid4()), {}, outputs))
+    extra_data = {"extra_pnginfo": {"workflow": workflow}} if workflow is not None else {}
+    _run(executor.execute_async(prompt, str(uuid.uuid4()), extra_data, outputs))
     if not executor.success:
         details = [data for event, data in executor.status_messages if event == "execution_error"]
         if details:
             d = details[-1]
+            title = prompt.get(str(d["node_id"]), {}).get("_meta", {}).get("title") or d["node_type"]
+            message = str(d["exception_message"]).strip()
+            kind = str(d.get("exception_type", "")).rsplit(".", 1)[-1]
+            if kind not in READABLE_ERRORS:  # the nodes' own errors are sentences; others need their type
+                message = f"{kind}: {message}"
             raise PromptError(
-                f"node {d['node_id']} ({d['node_type']}) failed: {d['exception_type']}: {d['exception_message']}\n"
-                + "".join(d.get("traceback") or [])
+                f"node {d['node_id']} ({title}) failed: {message}",
+                "".join(d.get("traceback") or []),
             )
         raise PromptError("ComfyUI stopped the prompt (interrupted)")
     return executor.history_result["outputs"]

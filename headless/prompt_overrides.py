@@ -68,25 +68,51 @@ def _set_text(prompt: dict, role: str, text: str, what: str) -> None:
                 prompt[node_id]["inputs"][key] = text
 
 
-def _find_node(prompt: dict, ref: str) -> str:
+def _node_names(prompt: dict, node_id: str, display_names: dict) -> list[str]:
+    """What a user may call a node: its title, the node name shown on it, its type."""
+    node = prompt[node_id]
+    kind = node["class_type"]
+    return [n for n in (node.get("_meta", {}).get("title"), display_names.get(kind), kind) if n]
+
+
+def _describe(prompt: dict, display_names: dict) -> str:
+    return "; ".join(f"{node_id}: {_node_names(prompt, node_id, display_names)[0]}"
+                     for node_id in sorted(prompt, key=_id_key))
+
+
+def find_node(prompt: dict, ref: str, display_names: dict | None = None) -> str:
+    """The id of the node that `ref` names: a node id, a title, the node's displayed name
+    (e.g. "Stereo Null-Text Inversion") or its type (e.g. "StereoNullTextInversion"); exact
+    spelling first, then ignoring case. More than one match is an error that lists them."""
     if ref in prompt:
         return ref
-    matches = [node_id for node_id, node in prompt.items() if node.get("_meta", {}).get("title") == ref]
-    if len(matches) != 1:
-        raise OverrideError(
-            f"--set: {'no' if not matches else 'more than one'} node with id or title {ref!r}; "
-            "use a node id (see --print-prompt)"
-        )
-    return matches[0]
+    display_names = display_names or {}
+    for same in (lambda a, b: a == b, lambda a, b: a.casefold() == b.casefold()):
+        matches = [node_id for node_id in prompt if any(same(n, ref) for n in _node_names(prompt, node_id, display_names))]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            ids = ", ".join(sorted(matches, key=_id_key))
+            raise OverrideError(f"--set: {len(matches)} nodes are called {ref!r} (ids {ids}); use the id of the one you mean")
+    raise OverrideError(
+        f"--set: no node with id, title or name {ref!r}. The workflow's nodes: {_describe(prompt, display_names)}"
+    )
 
 
-def set_input(prompt: dict, assignment: str) -> None:
-    """Apply one NODE.INPUT=VALUE; VALUE is parsed as JSON when it is valid JSON, else taken as text."""
+def set_input(prompt: dict, assignment: str, display_names: dict | None = None, input_names: dict | None = None) -> None:
+    """Apply one NODE.INPUT=VALUE; VALUE is parsed as JSON when it is valid JSON, else taken as text.
+    `input_names` (class_type -> input names), when given, rejects inputs the node does not have."""
     target, sep, raw = assignment.partition("=")
     ref, dot, name = target.rpartition(".")
     if not sep or not dot or not ref or not name:
-        raise OverrideError(f"--set {assignment!r}: expected NODE.INPUT=VALUE, e.g. 3.steps=30")
-    node_id = _find_node(prompt, ref)
+        raise OverrideError(f"--set {assignment!r}: expected NODE.INPUT=VALUE, e.g. 3.steps=30 or \"KSampler.steps=30\"")
+    node_id = find_node(prompt, ref, display_names)
+    known = (input_names or {}).get(prompt[node_id]["class_type"])
+    if known is not None and name not in known:
+        raise OverrideError(
+            f"--set {assignment!r}: node {node_id} ({prompt[node_id]['class_type']}) has no input {name!r}; "
+            f"its inputs: {', '.join(known)}"
+        )
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -94,8 +120,10 @@ def set_input(prompt: dict, assignment: str) -> None:
     prompt[node_id]["inputs"][name] = value
 
 
-def apply(api_prompt: dict, *, checkpoint=None, prompt=None, negative=None, seed=None, sets=()) -> dict:
-    """A copy of the API prompt with the given overrides applied (`prompt`: the positive text)."""
+def apply(api_prompt: dict, *, checkpoint=None, prompt=None, negative=None, seed=None, sets=(),
+          display_names: dict | None = None, input_names: dict | None = None) -> dict:
+    """A copy of the API prompt with the given overrides applied (`prompt`: the positive text).
+    `display_names` (class_type -> name shown on the node) lets --set name nodes as the UI shows them."""
     out = copy.deepcopy(api_prompt)
     if checkpoint is not None:
         _set_all(out, "ckpt_name", checkpoint, "--checkpoint")
@@ -106,7 +134,7 @@ def apply(api_prompt: dict, *, checkpoint=None, prompt=None, negative=None, seed
     if seed is not None:
         _set_all(out, SEED_INPUTS, seed, "--seed")
     for assignment in sets:
-        set_input(out, assignment)
+        set_input(out, assignment, display_names, input_names)
     return out
 
 
@@ -127,3 +155,23 @@ def set_filename_prefix(prompt: dict, stem: str) -> None:
         prefix = prompt[node_id]["inputs"]["filename_prefix"]
         if isinstance(prefix, str):
             prompt[node_id]["inputs"]["filename_prefix"] = f"{prefix}_{stem}"
+
+
+def flatten_filename_prefixes(prompt: dict) -> None:
+    """Drop the folder part of every filename_prefix ("stereo/photo" -> "photo"), so that the files
+    land directly in the folder the user named."""
+    for node_id in _nodes_with_input(prompt, "filename_prefix"):
+        prefix = prompt[node_id]["inputs"]["filename_prefix"]
+        if isinstance(prefix, str):
+            prompt[node_id]["inputs"]["filename_prefix"] = prefix.replace("\\", "/").rsplit("/", 1)[-1] or prefix
+
+
+def changed_inputs(before: dict, after: dict) -> dict[str, dict]:
+    """{node_id: {input: value}} of the plain values that differ between two prompts of one graph."""
+    changes: dict[str, dict] = {}
+    for node_id, node in after.items():
+        old = before.get(node_id, {}).get("inputs", {})
+        for name, value in node["inputs"].items():
+            if not _is_link(value) and (name not in old or old[name] != value):
+                changes.setdefault(node_id, {})[name] = value
+    return changes

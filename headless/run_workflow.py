@@ -15,17 +15,21 @@ import argparse
 import copy
 import json
 import logging
+import os
 import re
 import sys
+import traceback
 from pathlib import Path
 
 if __package__:
-    from . import comfy_host, prompt_overrides as overrides
-    from .workflow_to_api import WorkflowError, workflow_to_api
+    from . import comfy_host, console_progress, prompt_checks, prompt_overrides as overrides
+    from .workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
 else:  # run as a script: the sibling modules are importable from this folder
     import comfy_host
+    import console_progress
+    import prompt_checks
     import prompt_overrides as overrides
-    from workflow_to_api import WorkflowError, workflow_to_api
+    from workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -68,12 +72,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", help="output folder (default: ComfyUI's output folder)")
     parser.add_argument("--seed", type=int, help="seed for every sampler")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
-                        help="set any input: NODE is a node id or title; VALUE is JSON or plain text (repeatable)")
+                        help="set any input: NODE is a node id, a title or the name shown on the node "
+                        "(e.g. \"Stereo Null-Text Inversion.steps=10\"); VALUE is JSON or plain text (repeatable)")
     parser.add_argument("--models", action="append", default=[], metavar="DIR",
                         help="extra models folder laid out like ComfyUI/models (checkpoints/, controlnet/, ...), searched first (repeatable)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU")
     parser.add_argument("--no-custom-nodes", action="store_true", help="load only ComfyUI's own nodes and this pack")
-    parser.add_argument("--print-prompt", action="store_true", help="print the API prompt that is run")
+    parser.add_argument("--print-prompt", action="store_true", help="print each API prompt before running it")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the API prompt(s) and check them as ComfyUI would, without running anything")
+    parser.add_argument("--verbose", action="store_true", help="show ComfyUI's tracebacks when something fails")
     args = parser.parse_args(argv)
     if not args.list and not args.workflow:
         parser.error("give a workflow (or --list)")
@@ -99,17 +107,113 @@ def input_images(args: argparse.Namespace) -> list[Path | None]:
     return [None]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+class _HostErrorFilter(logging.Filter):
+    """Drop the executor's own error log (its traceback, its validation report): the runner reports
+    each failure once, as one message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and os.path.basename(record.pathname) == "execution.py")
+
+
+def _quiet_host_errors() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_HostErrorFilter())
+
+
+def _image_size(name: str) -> tuple[int, int] | None:
+    import folder_paths
+    from PIL import Image
+
+    try:
+        with Image.open(folder_paths.get_annotated_filepath(name)) as image:
+            width, height = image.size
+            # LoadImage turns the picture upright by its EXIF orientation: 5-8 swap the sides.
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):
+                width, height = height, width
+            return width, height
+    except (OSError, ValueError):
+        return None
+
+
+def _inversion_samplers(node_classes) -> tuple[str, ...] | None:
+    """The samplers that can retrace an inversion, as the Stereo KSampler's own module lists them."""
+    sampler = node_classes.get(prompt_checks.SAMPLER)
+    module = sys.modules.get(getattr(sampler, "__module__", ""))
+    return getattr(module, "INVERSION_SAMPLERS", None)
+
+
+def load_workflow(name: str) -> dict:
+    path = resolve_workflow(name)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"cannot read workflow {path}: {exc}")
+
+
+def build_runs(args, workflow: dict, images: list, node_classes, display_names: dict) -> tuple[list, list[str]]:
+    """(label, API prompt, UI workflow to embed) per run, with every override applied, and the
+    settings that do not fit together (checked here, before any model is loaded)."""
+    def fail(exc) -> SystemExit:
+        return SystemExit(f"cannot run {args.workflow}: {exc}")
+
+    try:
+        base = workflow_to_api(workflow, node_classes)
+        input_names = {kind: [n for n, _, _ in input_definitions(node_classes[kind])]
+                       for kind in {node["class_type"] for node in base.values()}}
+        shared = overrides.apply(
+            base, checkpoint=args.checkpoint, prompt=args.prompt, negative=args.negative,
+            seed=args.seed, sets=args.set, display_names=display_names, input_names=input_names,
+        )
+    except (WorkflowError, overrides.OverrideError) as exc:
+        raise fail(exc)
+    for node in shared.values():  # untitled nodes carry the name the UI shows, as the UI's prompts do
+        if node.get("_meta", {}).get("title") in (None, node["class_type"]):
+            node.setdefault("_meta", {})["title"] = display_names.get(node["class_type"], node["class_type"])
+    if args.output:
+        overrides.flatten_filename_prefixes(shared)
+    runs, problems = [], []
+    samplers = _inversion_samplers(node_classes)
+    for image in images:
+        prompt = copy.deepcopy(shared)
+        if image is not None:
+            try:
+                overrides.set_image(prompt, image.name)
+            except overrides.OverrideError as exc:
+                raise fail(exc)
+            overrides.set_filename_prefix(prompt, image.stem)
+        for problem in prompt_checks.inversion_problems(prompt, _image_size, display_names, samplers):
+            if problem not in problems:
+                problems.append(problem)
+        embedded = None
+        if "nodes" in workflow:  # a UI-format workflow: embed it showing the values that ran
+            embedded = set_widget_values(workflow, overrides.changed_inputs(base, prompt), node_classes)
+        runs.append((image.name if image else args.workflow, prompt, embedded))
+    return runs, problems
+
+
+def settings_error(args, problems: list[str]) -> SystemExit:
+    listed = problems[0] if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
+    return SystemExit(f"cannot run {args.workflow}: {listed}")
+
+
+def print_prompts(runs) -> None:
+    if len(runs) == 1:
+        print(json.dumps(runs[0][1], indent=1), flush=True)
+    else:
+        print(json.dumps({label: prompt for label, prompt, _ in runs}, indent=1), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.list:
         for name, path in shipped_workflows().items():
             print(f"{name}\t{path.name}")
         return 0
-    workflow = json.loads(resolve_workflow(args.workflow).read_text())
+    workflow = load_workflow(args.workflow)
     images = input_images(args)
     host = comfy_host.find_comfyui(args.comfyui)
     server = comfy_host.start_comfyui(host, cpu=args.cpu, custom_nodes=not args.no_custom_nodes)
+    if not args.verbose:
+        _quiet_host_errors()
     for folder in args.models:
         comfy_host.add_models_folder(Path(folder).expanduser().resolve())
     import folder_paths
@@ -119,37 +223,66 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.output).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
         folder_paths.set_output_directory(str(out))
-    try:
-        base = workflow_to_api(workflow, nodes.NODE_CLASS_MAPPINGS)
-        base = overrides.apply(
-            base, checkpoint=args.checkpoint, prompt=args.prompt, negative=args.negative,
-            seed=args.seed, sets=args.set,
-        )
-    except (WorkflowError, overrides.OverrideError) as exc:
-        raise SystemExit(f"cannot run {args.workflow}: {exc}")
+    if images[0] is not None:
+        folder_paths.set_input_directory(str(images[0].parent))
+    node_classes = nodes.NODE_CLASS_MAPPINGS
+    display_names = {kind: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(kind) or kind for kind in node_classes}
+    runs, problems = build_runs(args, workflow, images, node_classes, display_names)
+
+    if args.dry_run:
+        print_prompts(runs)
+        if problems:
+            raise settings_error(args, problems)
+        for label, prompt, _ in runs:
+            try:
+                comfy_host.validate(prompt)
+            except comfy_host.PromptError as exc:
+                raise SystemExit(f"{label}: {exc}")
+        print(f"dry run: {len(runs)} prompt(s) checked, nothing was run", file=sys.stderr)
+        return 0
+    if problems:
+        raise settings_error(args, problems)
+
+    progress = console_progress.ConsoleProgress(
+        current_node=lambda: console_progress.executing_node() or getattr(server, "last_node_id", None)
+    )
+    console_progress.install(progress)
     executor = comfy_host.new_executor(server)
     failures = 0
-    for image in images:
-        prompt = copy.deepcopy(base)
-        if image is not None:
-            folder_paths.set_input_directory(str(image.parent))
-            try:
-                overrides.set_image(prompt, image.name)
-            except overrides.OverrideError as exc:
-                raise SystemExit(f"cannot run {args.workflow}: {exc}")
-            overrides.set_filename_prefix(prompt, image.stem)
+    for label, prompt, embedded in runs:
         if args.print_prompt:
-            print(json.dumps(prompt, indent=1))
-        label = image.name if image else args.workflow
+            print(json.dumps(prompt, indent=1), flush=True)
+        progress.labels = {node_id: prompt_checks.node_label(prompt, node_id, display_names) for node_id in prompt}
         try:
-            files = comfy_host.saved_files(comfy_host.run_prompt(prompt, executor))
+            files = comfy_host.saved_files(comfy_host.run_prompt(prompt, executor, workflow=embedded))
         except comfy_host.PromptError as exc:
+            progress.finish_line()
             failures += 1
+            if args.verbose and exc.details:
+                print(exc.details, file=sys.stderr)
             print(f"FAILED {label}: {exc}", file=sys.stderr)
             continue
+        progress.finish_line()
         for f in files:
-            print(f"{label} -> {f}")
+            print(f"{label} -> {f}", flush=True)
     return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:  # one readable line; the traceback only when asked for
+        if args.verbose:
+            traceback.print_exc()
+        print(f"run_workflow failed: {type(exc).__name__}: {exc} (--verbose shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

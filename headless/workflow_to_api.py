@@ -127,24 +127,22 @@ def process_dynamic_prompt(text: str, rng: random.Random) -> str:
     return re.sub(r"\\([{}|])", r"\1", out)
 
 
-def widget_inputs(node: dict, definitions: list[tuple[str, Any, dict]], rng: random.Random | None = None) -> dict[str, Any]:
-    """Input name -> value for the node's widget values."""
+def widget_slots(node: dict, definitions: list[tuple[str, Any, dict]]) -> dict[str, Any]:
+    """Input name -> where its value sits in the node's widgets_values (a list index, or the key
+    of the dict form)."""
     values = node.get("widgets_values")
     widgets = [(name, kind, options) for name, kind, options in definitions if is_widget(kind, options)]
     if values is None:
         return {}
     if isinstance(values, dict):
-        return {name: values[name] for name, _, _ in widgets if name in values}
+        return {name: name for name, _, _ in widgets if name in values}
     values = list(values)
-    out: dict[str, Any] = {}
+    slots: dict[str, Any] = {}
     i = 0
     for name, kind, options in widgets:
         if i >= len(values):
             break  # an input added to the node after the workflow was saved: the host default applies
-        value = values[i]
-        if options.get("dynamicPrompts") and isinstance(value, str):
-            value = process_dynamic_prompt(value, rng or random.Random())
-        out[name] = value
+        slots[name] = i
         i += 1
         if _has_control_widget(name, kind, options) and i < len(values) and values[i] in CONTROL_VALUES:
             i += 1
@@ -154,6 +152,36 @@ def widget_inputs(node: dict, definitions: list[tuple[str, Any, dict]], rng: ran
             i += 1
     # Values left over belong to widgets that frontend extensions add after the node's own
     # (previews, buttons); they are not inputs, and the frontend's own conversion skips them too.
+    return slots
+
+
+def widget_inputs(node: dict, definitions: list[tuple[str, Any, dict]], rng: random.Random | None = None) -> dict[str, Any]:
+    """Input name -> value for the node's widget values."""
+    options_of = {name: options for name, _, options in definitions}
+    out: dict[str, Any] = {}
+    for name, slot in widget_slots(node, definitions).items():
+        value = node["widgets_values"][slot]
+        if options_of[name].get("dynamicPrompts") and isinstance(value, str):
+            value = process_dynamic_prompt(value, rng or random.Random())
+        out[name] = value
+    return out
+
+
+def set_widget_values(workflow: Mapping, values: Mapping[str, Mapping[str, Any]], node_classes: Mapping[str, Any]) -> dict:
+    """A copy of a UI-format workflow whose widgets hold `values` ({node_id: {input: value}}), so
+    that the workflow embedded in an output shows the settings that made it. Values for inputs
+    that are not widgets of the node are left out."""
+    import copy
+
+    out = copy.deepcopy(dict(workflow))
+    for node in out.get("nodes", []):
+        changes = values.get(str(node.get("id")))
+        if not changes or node.get("type") not in node_classes:
+            continue
+        slots = widget_slots(node, input_definitions(node_classes[node["type"]]))
+        for name, value in changes.items():
+            if name in slots:
+                node["widgets_values"][slots[name]] = value
     return out
 
 

@@ -1,16 +1,22 @@
-// Stereo viewer inside the Stereo Save Image node: shows the saved pair as a red-cyan anaglyph,
-// cross-eyed or parallel side by side, or wiggling between the eyes, with a swap-eyes toggle.
+// Stereo viewer inside the Stereo Save Image node: shows the saved pair as a red-cyan anaglyph
+// (with the node's anaglyph_method), parallel or cross-eyed side by side, top-bottom, or wiggling
+// between the eyes, with a swap-eyes toggle. It starts in the mode of the node's `layout`, fills
+// the node's width and sizes the node to the pair. It is the node's only preview: the node reports
+// its files as `stereo_images`, so the frontend draws no second, flat preview of the saved file.
 // It uses only the long-standing extension API (app.registerExtension, onNodeCreated,
 // onExecuted, addDOMWidget); where a frontend lacks addDOMWidget the node simply has no viewer.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const NODE_ID = "StereoSaveImage";
-const MODES = ["anaglyph", "cross-eyed", "parallel", "wiggle"];
+const MODES = ["anaglyph", "parallel", "cross-eyed", "top-bottom", "wiggle"];
 const WIGGLE_MS = 140;
 const LOG = "[StereoDiffusion]";
 
-// Dubois least-squares red-cyan matrices (rows R, G, B of the output), applied in linear light.
+// Red-cyan anaglyphs, the same matrices as stereo_ops/anaglyph.py (rows: output R, G, B; columns:
+// input R, G, B). Dubois is applied in linear light, the classic methods to the sRGB values.
+const LUMA = [0.299, 0.587, 0.114];
+const ZERO = [0, 0, 0];
 const DUBOIS_LEFT = [
   [0.456, 0.5, 0.176],
   [-0.04, -0.038, -0.016],
@@ -21,14 +27,37 @@ const DUBOIS_RIGHT = [
   [0.378, 0.734, -0.018],
   [-0.072, -0.113, 1.226],
 ];
+const CYAN = [ZERO, [0, 1, 0], [0, 0, 1]];
+const ANAGLYPHS = {
+  dubois: { linear: true, left: DUBOIS_LEFT, right: DUBOIS_RIGHT },
+  optimized: { linear: false, left: [[0, 0.7, 0.3], ZERO, ZERO], right: CYAN },
+  "half-color": { linear: false, left: [LUMA, ZERO, ZERO], right: CYAN },
+  color: { linear: false, left: [[1, 0, 0], ZERO, ZERO], right: CYAN },
+  gray: { linear: false, left: [LUMA, ZERO, ZERO], right: [ZERO, LUMA, LUMA] },
+  true: { linear: false, left: [LUMA, ZERO, ZERO], right: [ZERO, ZERO, LUMA] },
+};
+const DEFAULT_ANAGLYPH = "dubois";
 const SRGB_TO_LINEAR = Array.from({ length: 256 }, (_, i) => {
   const v = i / 255;
   return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
 });
+const SRGB_VALUES = Array.from({ length: 256 }, (_, i) => i / 255);
+const clamp01 = (v) => Math.min(1, Math.max(0, v));
 function linearToSrgb8(v) {
-  const c = Math.min(1, Math.max(0, v));
+  const c = clamp01(v);
   const s = c <= 0.0031308 ? c * 12.92 : 1.055 * c ** (1 / 2.4) - 0.055;
   return Math.round(s * 255);
+}
+const srgbTo8 = (v) => Math.round(clamp01(v) * 255);
+
+// The viewer mode that shows what each saved layout holds.
+function modeForLayout(layout) {
+  if (typeof layout !== "string") return null;
+  if (layout === "anaglyph") return "anaglyph";
+  if (layout.startsWith("cross-eyed")) return "cross-eyed";
+  if (layout.startsWith("top-bottom")) return "top-bottom";
+  if (layout.startsWith("parallel")) return "parallel";
+  return null;
 }
 
 function viewUrl(file) {
@@ -59,18 +88,21 @@ function pixelsOf(img) {
   return ctx.getImageData(0, 0, c.width, c.height);
 }
 
-function anaglyphPixels(left, right) {
+function anaglyphPixels(left, right, method) {
+  const spec = ANAGLYPHS[method] ?? ANAGLYPHS[DEFAULT_ANAGLYPH];
+  const decode = spec.linear ? SRGB_TO_LINEAR : SRGB_VALUES;
+  const encode = spec.linear ? linearToSrgb8 : srgbTo8;
   const out = new ImageData(left.width, left.height);
   const l = left.data;
   const r = right.data;
   const o = out.data;
   for (let i = 0; i < l.length; i += 4) {
-    const lin = [SRGB_TO_LINEAR[l[i]], SRGB_TO_LINEAR[l[i + 1]], SRGB_TO_LINEAR[l[i + 2]]];
-    const rin = [SRGB_TO_LINEAR[r[i]], SRGB_TO_LINEAR[r[i + 1]], SRGB_TO_LINEAR[r[i + 2]]];
+    const lin = [decode[l[i]], decode[l[i + 1]], decode[l[i + 2]]];
+    const rin = [decode[r[i]], decode[r[i + 1]], decode[r[i + 2]]];
     for (let k = 0; k < 3; k++) {
-      const ml = DUBOIS_LEFT[k];
-      const mr = DUBOIS_RIGHT[k];
-      o[i + k] = linearToSrgb8(
+      const ml = spec.left[k];
+      const mr = spec.right[k];
+      o[i + k] = encode(
         ml[0] * lin[0] + ml[1] * lin[1] + ml[2] * lin[2] + mr[0] * rin[0] + mr[1] * rin[1] + mr[2] * rin[2],
       );
     }
@@ -79,9 +111,18 @@ function anaglyphPixels(left, right) {
   return out;
 }
 
+// Heights in CSS pixels of the parts around the picture, used until the DOM has measured them.
+const BAR_HEIGHT = 26;
+const STATUS_HEIGHT = 16;
+const GAP = 4;
+const DOM_MARGIN = 10; // the frontend insets a DOM widget's element by widget.margin on every side
+const PLACEHOLDER_ASPECT = 0.5; // height / width before a pair is shown: a typical side-by-side
+const BOTTOM_MARGIN = 2;
+
 class StereoViewer {
-  constructor() {
-    this.mode = "anaglyph";
+  constructor(node) {
+    this.node = node;
+    this.chosenMode = null; // a mode picked in the viewer; null: follow the node's layout
     this.swap = false;
     this.pairs = [];
     this.index = 0;
@@ -93,15 +134,15 @@ class StereoViewer {
     this.element = document.createElement("div");
     this.element.className = "stereo-viewer";
     Object.assign(this.element.style, {
-      display: "flex", flexDirection: "column", gap: "4px", width: "100%", height: "100%",
-      boxSizing: "border-box", minHeight: "0",
+      display: "flex", flexDirection: "column", gap: `${GAP}px`, width: "100%", height: "100%",
+      boxSizing: "border-box", minHeight: "0", overflow: "hidden",
     });
-    const bar = document.createElement("div");
-    Object.assign(bar.style, { display: "flex", gap: "6px", alignItems: "center", fontSize: "12px", flexWrap: "wrap" });
+    this.bar = document.createElement("div");
+    Object.assign(this.bar.style, { display: "flex", gap: "6px", alignItems: "center", fontSize: "12px", flexWrap: "wrap" });
 
     this.modeSelect = document.createElement("select");
     this.modeSelect.className = "stereo-viewer-mode";
-    this.modeSelect.title = "How to show the pair";
+    this.modeSelect.title = "How to show the pair (starts as the node's layout)";
     for (const m of MODES) this.modeSelect.add(new Option(m, m));
     this.modeSelect.addEventListener("change", () => this.setMode(this.modeSelect.value));
 
@@ -118,27 +159,55 @@ class StereoViewer {
     this.pairSelect.style.display = "none";
     this.pairSelect.addEventListener("change", () => this.showPair(Number(this.pairSelect.value)));
 
-    bar.append(this.modeSelect, swapLabel, this.pairSelect);
+    this.bar.append(this.modeSelect, swapLabel, this.pairSelect);
 
     this.canvas = document.createElement("canvas");
     this.canvas.className = "stereo-viewer-canvas";
     this.canvas.width = 1;
     this.canvas.height = 1;
-    Object.assign(this.canvas.style, { width: "100%", flex: "1 1 auto", minHeight: "0", objectFit: "contain" });
+    // The full width of the widget, the height following the picture's own aspect ratio.
+    Object.assign(this.canvas.style, { display: "block", width: "100%", height: "auto", flex: "0 0 auto" });
 
     this.status = document.createElement("div");
     this.status.className = "stereo-viewer-status";
-    this.status.style.fontSize = "11px";
+    Object.assign(this.status.style, { fontSize: "11px", lineHeight: `${STATUS_HEIGHT - 2}px` });
     this.status.textContent = "Run the workflow to view the stereo pair.";
 
-    this.element.append(bar, this.canvas, this.status);
+    this.element.append(this.bar, this.canvas, this.status);
+    this.syncControls();
+  }
+
+  widgetValue(name) {
+    return this.node?.widgets?.find((w) => w.name === name)?.value;
+  }
+
+  get mode() {
+    return this.chosenMode ?? modeForLayout(this.widgetValue("layout")) ?? "anaglyph";
+  }
+
+  get anaglyphMethod() {
+    const method = this.widgetValue("anaglyph_method");
+    return method in ANAGLYPHS ? method : DEFAULT_ANAGLYPH;
+  }
+
+  // The node's layout or anaglyph_method changed: show it (a layout change ends a mode picked by hand).
+  followNode(changed) {
+    if (changed === "layout") this.chosenMode = null;
+    this.syncControls();
+    this.updateWiggle();
+    this.draw();
+  }
+
+  syncControls() {
+    this.modeSelect.value = this.mode;
+    this.element.dataset.mode = this.mode;
+    this.element.dataset.anaglyphMethod = this.anaglyphMethod;
   }
 
   setMode(mode) {
     if (!MODES.includes(mode)) return;
-    this.mode = mode;
-    this.modeSelect.value = mode;
-    this.element.dataset.mode = mode;
+    this.chosenMode = mode;
+    this.syncControls();
     this.updateWiggle();
     this.draw();
   }
@@ -165,8 +234,9 @@ class StereoViewer {
     this.pairSelect.value = String(index);
     try {
       const [left, right] = await Promise.all([loadImage(viewUrl(pair.left)), loadImage(viewUrl(pair.right))]);
-      this.eyes = { left, right, leftPixels: null, rightPixels: null };
+      this.eyes = { left, right };
       this.status.textContent = `${left.naturalWidth}x${left.naturalHeight} per eye`;
+      this.syncControls();
       this.updateWiggle();
       this.draw();
     } catch (err) {
@@ -202,14 +272,19 @@ class StereoViewer {
     const w = left.naturalWidth;
     const h = left.naturalHeight;
     const ctx = this.canvas.getContext("2d");
-    if (this.mode === "anaglyph") {
+    const mode = this.mode;
+    if (mode === "anaglyph") {
       this.resize(w, h);
-      ctx.putImageData(anaglyphPixels(pixelsOf(left), pixelsOf(right)), 0, 0);
-    } else if (this.mode === "wiggle") {
+      ctx.putImageData(anaglyphPixels(pixelsOf(left), pixelsOf(right), this.anaglyphMethod), 0, 0);
+    } else if (mode === "wiggle") {
       this.resize(w, h);
       ctx.drawImage(this.wiggleRight ? right : left, 0, 0);
+    } else if (mode === "top-bottom") {
+      this.resize(w, 2 * h);
+      ctx.drawImage(left, 0, 0);
+      ctx.drawImage(right, 0, h);
     } else {
-      const [first, second] = this.mode === "parallel" ? [left, right] : [right, left];
+      const [first, second] = mode === "parallel" ? [left, right] : [right, left];
       this.resize(2 * w, h);
       ctx.drawImage(first, 0, 0);
       ctx.drawImage(second, w, 0);
@@ -219,9 +294,63 @@ class StereoViewer {
   }
 
   resize(w, h) {
+    const aspectChanged = this.canvas.width * h !== this.canvas.height * w;
     if (this.canvas.width !== w) this.canvas.width = w;
     if (this.canvas.height !== h) this.canvas.height = h;
+    if (aspectChanged) fitNodeToViewer(this.node);
   }
+
+  // Height / width of what the canvas shows.
+  aspect() {
+    return this.eyes ? this.canvas.height / this.canvas.width : PLACEHOLDER_ASPECT;
+  }
+
+  // The widget's height at the node's current width: its margins, the controls, the picture at the
+  // element's full width, the status line.
+  heightFor(nodeWidth) {
+    const margin = this.widget?.margin ?? DOM_MARGIN;
+    const width = Math.max(64, nodeWidth - 2 * margin);
+    const bar = this.bar.offsetHeight || BAR_HEIGHT;
+    const status = this.status.offsetHeight || STATUS_HEIGHT;
+    return Math.ceil(2 * margin + bar + status + 2 * GAP + width * this.aspect());
+  }
+}
+
+// Give the node the height its widgets need, the viewer's following the pair's aspect ratio at
+// the node's width. The frontend lays the other widgets out a little taller than its own size
+// estimate (computeSize), so once the viewer's place in the node is known (widget.y, after a
+// frame) the height is taken from there.
+function fitNodeToViewer(node) {
+  const viewer = node?.stereoViewer;
+  if (!viewer || !node.setSize || viewer.fitting) return;
+  const y = viewer.widget?.y;
+  let height;
+  if (typeof y === "number" && y > 0) {
+    height = y + viewer.heightFor(node.size[0]) + BOTTOM_MARGIN;
+  } else {
+    height = node.computeSize?.()?.[1];
+    requestAnimationFrame(() => fitNodeToViewer(node));
+  }
+  if (!height || Math.abs(height - node.size[1]) < 1) return;
+  viewer.fitting = true;
+  try {
+    node.setSize([node.size[0], height]);
+  } finally {
+    viewer.fitting = false;
+  }
+  node.graph?.setDirtyCanvas?.(true, true);
+  app.graph?.setDirtyCanvas?.(true, true);
+}
+
+function followWidget(node, name, viewer) {
+  const widget = node.widgets?.find((w) => w.name === name);
+  if (!widget) return;
+  const callback = widget.callback;
+  widget.callback = function () {
+    const result = callback?.apply(this, arguments);
+    viewer.followNode(name);
+    return result;
+  };
 }
 
 function attachViewer(node) {
@@ -229,23 +358,40 @@ function attachViewer(node) {
     console.info(LOG, "this frontend has no DOM widgets; the stereo viewer is disabled");
     return;
   }
-  const viewer = new StereoViewer();
+  const viewer = new StereoViewer(node);
+  const height = () => viewer.heightFor(node.size?.[0] ?? 320);
   const widget = node.addDOMWidget("stereo_viewer", "stereo-viewer", viewer.element, {
     serialize: false,
     hideOnZoom: false,
-    getMinHeight: () => 160,
+    getMinHeight: height,
+    getMaxHeight: height,
   });
   // Some frontends read the flag from the widget itself: without it the viewer would add a
   // value to the saved workflow's widgets_values.
   if (widget) widget.serialize = false;
+  viewer.widget = widget;
   node.stereoViewer = viewer;
+  followWidget(node, "layout", viewer);
+  followWidget(node, "anaglyph_method", viewer);
   const onRemoved = node.onRemoved;
   node.onRemoved = function () {
     viewer.stop();
     return onRemoved?.apply(this, arguments);
   };
-  const size = node.computeSize?.();
-  if (size && node.setSize) node.setSize([Math.max(size[0], 320), Math.max(size[1], 320)]);
+  // A wider or narrower node: its height follows, so that the pair keeps filling the width.
+  const onResize = node.onResize;
+  node.onResize = function () {
+    const result = onResize?.apply(this, arguments);
+    if (!viewer.fitting && !viewer.refitQueued) {
+      viewer.refitQueued = true;
+      requestAnimationFrame(() => {
+        viewer.refitQueued = false;
+        fitNodeToViewer(node);
+      });
+    }
+    return result;
+  };
+  fitNodeToViewer(node);
 }
 
 const EXTENSION_NAME = "StereoDiffusion.StereoViewer";
@@ -263,6 +409,13 @@ function registerViewer() {
         } catch (err) {
           console.warn(LOG, "stereo viewer unavailable:", err);
         }
+        return result;
+      };
+      // A loaded workflow sets the widget values after the node is created.
+      const onConfigure = nodeType.prototype.onConfigure;
+      nodeType.prototype.onConfigure = function () {
+        const result = onConfigure?.apply(this, arguments);
+        this.stereoViewer?.followNode();
         return result;
       };
       const onExecuted = nodeType.prototype.onExecuted;

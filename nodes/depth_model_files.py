@@ -60,17 +60,33 @@ def register_model_folders() -> None:
             folder_paths.folder_names_and_paths[name] = ([default], set(EXTENSIONS))
 
 
+# An entry of the model list that is not a file: it separates the files that are present from the
+# official ones that would be downloaded. The file entries keep their plain 'folder/file' names,
+# so a saved workflow that names an official file loads whether or not the file is there yet.
+DOWNLOAD_LABEL = "── not downloaded yet (fetched on first run) ──"
+
+
 def model_choices() -> list[str]:
-    """'folder/file' for every file found, then the known public files not yet present."""
+    """'folder/file' for every file found, then a label, then the official files not yet present."""
     # Subfolder names use "/" on every OS, so a file found in DA3MONO-LARGE/ matches its known entry.
     found = [
         f"{folder}/{name.replace(os.sep, '/')}" for folder in FOLDERS for name in folder_paths.get_filename_list(folder)
     ]
     missing = [f"{k.folder}/{k.filename}" for k in KNOWN_FILES if f"{k.folder}/{k.filename}" not in found]
-    return found + missing
+    return found + ([DOWNLOAD_LABEL, *missing] if missing else [])
+
+
+def default_choice(choices: list[str]) -> str | None:
+    """The first file of the list (a present one if any): never the label."""
+    return next((c for c in choices if c != DOWNLOAD_LABEL), None)
 
 
 def _split_choice(choice: str) -> tuple[str, str]:
+    if choice == DOWNLOAD_LABEL:
+        raise ValueError(
+            "model_name: the chosen entry is the label that separates the files you have from the "
+            "official ones that are downloaded on first run; choose a file above or below it"
+        )
     folder, _, name = choice.partition("/")
     if folder not in FOLDERS or not name:
         raise ValueError(f"model_name {choice!r} must be 'depthanything/<file>' or 'midas/<file>'")

@@ -24,6 +24,7 @@ from ..stereo_ops.depth import (
 from ..stereo_ops.temporal import smooth_over_time
 from .depth_model_files import (
     da3_metric_hint,
+    default_choice,
     depth_anything_version_hint,
     model_choices,
     register_model_folders,
@@ -64,6 +65,7 @@ def _choose_dtype(precision: str, device: torch.device) -> torch.dtype:
 class StereoDisparityModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        choices = model_choices()
         return io.Schema(
             node_id="StereoDisparityModelLoader",
             display_name="Load Disparity Model",
@@ -73,9 +75,10 @@ class StereoDisparityModelLoader(io.ComfyNode):
             "The architecture is read from the file's weights.",
             inputs=[
                 io.Combo.Input(
-                    "model_name", options=model_choices(),
-                    tooltip="A file in models/depthanything or models/midas. Official files not yet present "
-                    "are listed too: they are downloaded when 'download_if_missing' is on.",
+                    "model_name", options=choices, default=default_choice(choices),
+                    tooltip="A file in models/depthanything or models/midas. The files you have come first; "
+                    "after the 'not downloaded yet' label come the official files that are not present, "
+                    "downloaded on first run when 'download_if_missing' is on.",
                 ),
                 io.Combo.Input(
                     "precision", options=list(PRECISIONS), default="auto",

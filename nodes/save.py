@@ -100,7 +100,8 @@ class StereoSaveImage(io.ComfyNode):
             "whose name tells VR and 3D players its layout (_LR, _LRF_Full_SBS, _TB, _redcyan, ...), "
             "with the workflow embedded like Save Image does; optionally also as a stereo MPO file "
             "(3D cameras, 3D photo frames, StereoPhoto Maker). The node shows the pair in a stereo "
-            "viewer: anaglyph, cross-eyed, parallel or wiggle.",
+            "viewer that starts in the saved layout: anaglyph (with anaglyph_method), parallel, "
+            "cross-eyed, top-bottom or wiggle.",
             inputs=[
                 io.Image.Input("stereo", tooltip=STEREO_TOOLTIP),
                 io.String.Input(
@@ -132,7 +133,9 @@ class StereoSaveImage(io.ComfyNode):
         frames, suffix = compose(left, right, layout, anaglyph_method)
         metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
         pngs, mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
-        ui = {"images": pngs, "stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]}
+        # The saved files go under their own key, not "images": for "images" the frontend draws a
+        # flat preview of the saved file under the node's stereo viewer, a second copy of the pair.
+        ui = {"stereo_images": pngs, "stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]}
         if mpos:
             ui["stereo_mpo"] = mpos
         return io.NodeOutput(ui=ui)

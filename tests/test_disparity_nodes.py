@@ -61,15 +61,44 @@ def test_extra_model_paths_yaml_folders_are_kept(host, pack, tmp_path, monkeypat
     assert "depthanything/from_yaml.safetensors" in files.model_choices()
 
 
-def test_loader_lists_found_files_and_known_ones(depth_folder):
+def _model_name_input(node_id="StereoDisparityModelLoader"):
+    schema = _node(node_id).GET_SCHEMA()
+    return next(i for i in schema.inputs if i.id == "model_name")
+
+
+def test_loader_lists_present_files_first_then_the_downloadable_ones_after_a_label(pack, depth_folder):
+    from host_harness import pack_submodule
     from tiny_depth import write_tiny_depth_anything
 
+    files = pack_submodule(pack, "nodes.depth_model_files")
+    label = files.DOWNLOAD_LABEL
+    official = [f"{k.folder}/{k.filename}" for k in files.KNOWN_FILES]
     write_tiny_depth_anything(depth_folder / "tiny_da2.safetensors")
-    schema = _node("StereoDisparityModelLoader").GET_SCHEMA()
-    options = next(i for i in schema.inputs if i.id == "model_name").options
-    assert options[0] == "depthanything/tiny_da2.safetensors"
-    assert "depthanything/depth_anything_v2_vits.pth" in options
-    assert "midas/dpt_beit_large_512.pt" in options
+    write_tiny_depth_anything(depth_folder / "depth_anything_v2_vits.pth")  # an official file, present
+    model_name = _model_name_input()
+    options = model_name.options
+    cut = options.index(label)
+    present, downloadable = options[:cut], options[cut + 1:]
+    assert "depthanything/tiny_da2.safetensors" in present and "depthanything/depth_anything_v2_vits.pth" in present
+    assert downloadable == [o for o in official if o not in present]
+    assert model_name.default == present[0] != label
+    # Every official file is still an option, so a saved workflow that names one still validates.
+    assert set(official) <= set(options)
+
+    with pytest.raises(ValueError, match="label.*choose a file above or below it"):
+        _node("StereoDisparityModelLoader").execute(model_name=label, precision="fp32", download_if_missing=False)
+
+
+def test_with_no_files_the_list_starts_at_the_label_and_defaults_to_the_first_official_file(pack, depth_folder, monkeypatch):
+    import folder_paths
+    from host_harness import pack_submodule
+
+    files = pack_submodule(pack, "nodes.depth_model_files")
+    monkeypatch.setattr(folder_paths, "get_filename_list", lambda folder: [])
+    model_name = _model_name_input()
+    first = files.KNOWN_FILES[0]
+    assert model_name.options[0] == files.DOWNLOAD_LABEL
+    assert model_name.default == f"{first.folder}/{first.filename}"
 
 
 def test_load_and_estimate_through_the_nodes(depth_folder):

@@ -210,6 +210,6 @@ def test_runner_turns_a_folder_of_images_into_stereo_pairs(converter, models, ho
     env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
     result = subprocess.run(cmd, cwd=host_harness.PACK_DIR, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    pairs = sorted(p.name for p in (out / "stereo").glob("*.png"))
+    pairs = sorted(p.name for p in out.glob("*.png"))  # directly in --output: the prefix's folder is dropped
     assert [p.split("_00001_")[0] for p in pairs] == [f"{name}_first", f"{name}_second"], pairs
     assert "first.png ->" in result.stdout and "second.png ->" in result.stdout

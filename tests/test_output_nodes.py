@@ -135,7 +135,7 @@ def test_save_writes_vr_named_pngs_with_the_workflow(output_dirs, layout, suffix
     prompt = stereo_prompt({"layout": layout})
     outputs = run_prompt(prompt, {"extra_pnginfo": {"workflow": workflow}})
     ui = outputs["4"]
-    assert ui["images"] == [{"filename": f"pair_00001{suffix}.png", "subfolder": "", "type": "output"}]
+    assert ui["stereo_images"] == [{"filename": f"pair_00001{suffix}.png", "subfolder": "", "type": "output"}]
     png = Image.open(out_dir / f"pair_00001{suffix}.png")
     assert png.size == size
     assert json.loads(png.text["workflow"]) == workflow
@@ -157,8 +157,8 @@ def test_save_numbers_files_on_and_writes_stereo_mpo_per_pair(output_dirs):
     prompt = stereo_prompt({"save_mpo": True, "filename_prefix": "trip/%width%"}, width=7, height=5, batch=2)
     ui = run_prompt(prompt)["4"]
     # %width% is the width of the saved frame (parallel: 2 x 7).
-    assert [r["filename"] for r in ui["images"]] == ["14_00001_LRF_Full_SBS.png", "14_00002_LRF_Full_SBS.png"]
-    assert all(r["subfolder"] == "trip" for r in ui["images"])
+    assert [r["filename"] for r in ui["stereo_images"]] == ["14_00001_LRF_Full_SBS.png", "14_00002_LRF_Full_SBS.png"]
+    assert all(r["subfolder"] == "trip" for r in ui["stereo_images"])
     assert [r["filename"] for r in ui["stereo_mpo"]] == ["14_00001.mpo", "14_00002.mpo"]
     assert len(ui["stereo_views"]) == 2
     mpo = Image.open(out_dir / "trip" / "14_00002.mpo")
@@ -172,14 +172,14 @@ def test_save_numbers_files_on_and_writes_stereo_mpo_per_pair(output_dirs):
     assert b > 240 and r < 15 and g < 15
     # A second run continues the numbering instead of overwriting.
     again = run_prompt(stereo_prompt({"filename_prefix": "trip/%width%", "save_mpo": False}, width=7, height=5))["4"]
-    assert again["images"][0]["filename"] == "14_00003_LRF_Full_SBS.png"
+    assert again["stereo_images"][0]["filename"] == "14_00003_LRF_Full_SBS.png"
     assert "stereo_mpo" not in again
 
 
 def test_save_leaves_metadata_out_without_a_workflow(output_dirs):
     out_dir, _ = output_dirs
     ui = run_prompt(stereo_prompt({}))["4"]
-    png = Image.open(out_dir / ui["images"][0]["filename"])
+    png = Image.open(out_dir / ui["stereo_images"][0]["filename"])
     assert "workflow" not in png.text and "prompt" in png.text
 
 

@@ -155,7 +155,7 @@ def test_overrides_follow_conditioning_to_the_prompt_nodes():
     assert changed["7"]["inputs"]["seed"] == 7
     assert changed["10"]["inputs"]["filename_prefix"] == "run"
     assert prompt["2"]["inputs"]["text"] == "a cat"  # the original is untouched
-    with pytest.raises(overrides.OverrideError, match="no node with id or title"):
+    with pytest.raises(overrides.OverrideError, match="no node with id, title or name"):
         overrides.apply(prompt, sets=["Nope.text=x"])
     with pytest.raises(overrides.OverrideError, match="LoadImage"):
         overrides.set_image(prompt, "x.png")
