@@ -241,7 +241,8 @@ def test_dry_run_prints_the_checked_prompt_and_runs_nothing(host, models, photo,
     assert result.returncode == 0, result.stderr[-3000:]
     prompt = json.loads(result.stdout)
     assert prompt["11"]["inputs"]["seed"] == 5 and prompt["3"]["inputs"]["image"] == "photo.png"
-    assert prompt["17"]["inputs"]["filename_prefix"] == "photo_to_stereo_photo"
+    (save,) = [node for node in prompt.values() if node["class_type"] == "StereoSaveImage"]
+    assert save["inputs"]["filename_prefix"] == "photo_to_stereo_photo"
     assert result.stderr.splitlines()[-1] == "dry run: 1 prompt(s) checked, nothing was run"
     assert list(out.iterdir()) == []
 
