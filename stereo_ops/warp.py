@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .disparity import as_disparity_batch, resize_disparity
-from .pixel_shift import displacement
+from .pixel_shift import ShiftResult, displacement
 
 # A segment landing this many pixels wide or more tears: the surface is not continuous there.
 MAX_STRETCH = 2.0
@@ -40,16 +40,9 @@ _UNSET = -(2.0**24)
 _CPU_BLOCK = 1 << 16
 
 
-@dataclass(frozen=True)
-class WarpResult:
-    """A warped batch (B, C, H, W) and the boolean map (B, H, W) of the pixels it filled."""
-
-    image: torch.Tensor
-    filled: torch.Tensor
-
-    @property
-    def holes(self) -> torch.Tensor:
-        return ~self.filled
+# A warped batch (B, C, H, W) and the boolean map (B, H, W) of the pixels it filled: the same
+# result type as the latent pixel shift's.
+WarpResult = ShiftResult
 
 
 def source_positions(
