@@ -21,7 +21,7 @@ _NODE_MODULES: dict[str, str | None] = {
     "compose": None,
     "save": None,
     "inversion": None,
-    "disparity": "timm einops",
+    "depth": "timm einops",
     "depth_to_disparity": None,
     "warp": None,
 }

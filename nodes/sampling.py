@@ -22,6 +22,7 @@ from .sampling_runtime import (
     stereo_ksampler_object,
     supported_samplers,
 )
+from .stereo_types import DisparityModelType, StereoInversionType
 
 CATEGORY = "stereo/sampling"
 
@@ -85,7 +86,7 @@ def stereo_inputs() -> list:
 def one_pass_inputs() -> list:
     """Optional inputs for the one-pass disparity and the eyes' batching (after all older inputs)."""
     return [
-        io.Custom("DISPARITY_MODEL").Input(
+        DisparityModelType.Input(
             "disparity_model", optional=True,
             tooltip="One-pass text to stereo: with no disparity map connected, the sampler decodes its own "
             "prediction of each left image at the shift step with `vae` and estimates its disparity with this "
@@ -212,7 +213,7 @@ class StereoKSampler(io.ComfyNode):
                     "denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                     tooltip="How much of the schedule to run; below 1 keeps the input latent's structure.",
                 ),
-                io.Custom("STEREO_INVERSION").Input(
+                StereoInversionType.Input(
                     "inversion", optional=True,
                     tooltip="Optional, for photo to stereo: the output of Stereo Null-Text Inversion for the same "
                     "encoded photo(s) as latent_image. The left view then reconstructs the photo; use the same "
