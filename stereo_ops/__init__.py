@@ -14,6 +14,7 @@ from .anaglyph import (
 from .compose import LAYOUTS, VR_SUFFIXES, Layout, side_by_side, split_side_by_side, squeeze_to
 from .depth_map import prepare_disparity
 from .disparity import (
+    DEFAULT_GRID_FIT,
     GRID_FITS,
     as_disparity_batch,
     fit_disparity_to_grid,
@@ -67,6 +68,7 @@ __all__ = [
     "prepare_disparity",
     "fit_disparity_to_grid",
     "GRID_FITS",
+    "DEFAULT_GRID_FIT",
     "resize_disparity",
     "spsmd_copy",
     "split_stereo",

@@ -10,7 +10,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .disparity import disparity_batch_of, normalize_per_sample, normalize_whole_batch, resize_disparity
+from .disparity import (
+    DEFAULT_GRID_FIT,
+    disparity_batch_of,
+    normalize_per_sample,
+    normalize_whole_batch,
+    resize_disparity,
+    shrink_disparity,
+)
 from .temporal import smooth_over_time
 
 Normalization = Literal["per image", "per batch", "none"]
@@ -145,8 +152,10 @@ def prepare_disparity(
 
     `invert` turns a depth map (near = small) into disparity. With `normalize` each sample is
     stretched to the full [0, 1] range after resizing; otherwise values are only clamped.
-    `batch_size` broadcasts a single map to B samples and rejects any other mismatch. Without
-    `invert` and `normalize` this is the sampler's `fit_disparity_to_grid`.
+    `batch_size` broadcasts a single map to B samples and rejects any other mismatch. It shrinks
+    as the sampler does, so without `invert` and `normalize` it is `fit_disparity_to_grid`.
     """
-    d = resize_disparity(disparity_batch_of(disparity, batch_size), height, width)
+    if height < 1 or width < 1:
+        raise ValueError(f"target size must be positive, got {height}x{width}")
+    d = shrink_disparity(disparity_batch_of(disparity, batch_size), height, width, DEFAULT_GRID_FIT)
     return linear_disparity(d, invert, "per image" if normalize else "none")

@@ -104,14 +104,16 @@ def disparity_batch_of(disparity: torch.Tensor, batch_size: int | None = None) -
     return d
 
 
-# How a map shrinks to the latent grid. "max" keeps, in every latent cell, the nearest value the
-# cell covers: a thin near object (a pole one or two latent pixels wide, at any sub-pixel offset)
-# keeps its full shift, where an average spreads it over its neighbours and lowers its peak below
-# `divergence` (bench/bench_disparity_grid.py measures the choices).
+# How a map shrinks to the latent grid. An average (bilinear, area) mixes a thin near object with
+# the background behind it and lowers its peak: a pole one latent pixel wide keeps only half its
+# shift at worst. "max" keeps, in every latent cell, the nearest value the cell covers, so the pole
+# keeps its full shift, but it also pulls smooth slopes forward. "edge-aware" (the default) takes the
+# nearest value only in cells that straddle an edge and the average elsewhere: full shift on thin
+# objects, no bias on slopes (bench/bench_disparity_grid.py measures the four).
 GridFit = Literal["bilinear", "area", "max", "edge-aware"]
 GRID_FITS: tuple[str, ...] = ("bilinear", "area", "max", "edge-aware")
-# edge-aware: a cell whose values span more than this is an edge and takes its nearest value;
-# the others take their average.
+DEFAULT_GRID_FIT: GridFit = "edge-aware"
+# edge-aware: a cell whose values span more than this is an edge and takes its nearest value.
 _EDGE_SPAN = 0.1
 
 
@@ -141,7 +143,7 @@ def fit_disparity_to_grid(
     width: int,
     *,
     batch_size: int | None = None,
-    method: GridFit = "bilinear",
+    method: GridFit = DEFAULT_GRID_FIT,
 ) -> torch.Tensor:
     """A disparity map (near = 1, any size) as the (B, height, width) map a sampler shifts with.
 
