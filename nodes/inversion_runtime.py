@@ -163,17 +163,13 @@ def _within_guider(model, positive, negative, cfg, latent: Tensor, sigmas: Tenso
     """Call `fn(model_k, x, sigmas, extra_args)` where a sampler of a CFG guider runs, and return
     what it returns. The guider prepares the conditioning, loads the model and applies its
     wrappers as for any sampler; its own output (the unchanged input) is dropped."""
-    guider = comfy.samplers.CFGGuider(model)
-    guider.set_conds(positive, negative)
-    guider.set_cfg(cfg)
     out: list = []
 
-    def sampler_function(model_k, x, sigmas, extra_args=None, callback=None, disable=None, **kwargs):
-        out.append(fn(model_k, x, sigmas, extra_args or {}))
+    def keep_result(model_k, x, sigmas, extra_args):
+        out.append(fn(model_k, x, sigmas, extra_args))
         return x
 
-    sampler = comfy.samplers.KSAMPLER(sampler_function)
-    guider.sample(torch.zeros_like(latent), latent, sampler, sigmas, disable_pbar=True, seed=0)
+    _guided_sample(model, positive, negative, cfg, latent, sigmas, keep_result)
     return out[0]
 
 
