@@ -22,7 +22,7 @@ _NODE_MODULES: dict[str, str | None] = {
     "save": None,
     "inversion": None,
     "depth": "timm einops",
-    "depth_to_disparity": None,
+    "depth_map": None,
     "warp": None,
 }
 
