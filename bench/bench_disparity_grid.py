@@ -40,7 +40,10 @@ def scene(latent_w: int, latent_h: int, pole_latent_px: int, offset: int):
     return left.unsqueeze(0), disparity, (start, width)
 
 
-def measure(method: str, pole: int, divergence: float, latent_w: int, latent_h: int) -> tuple[float, float, float, float]:
+def measure(
+    method: str, pole: int, divergence: float, latent_w: int, latent_h: int
+) -> tuple[float, float, float, float]:
+    """Worst and mean peak of the shrunk pole, right-view error overall and near the pole."""
     peaks, errors, near_errors = [], [], []
     for offset in range(FACTOR):
         left, disparity, (start, width) = scene(latent_w, latent_h, pole, offset)
@@ -79,7 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     latent_w, latent_h = (int(v) for v in args.latent.split("x"))
     print(f"latent {latent_w}x{latent_h} (image x{FACTOR}), divergence {args.divergence}%, offsets 0..{FACTOR - 1} px")
-    print("| pole | method | peak shift / divergence (worst) | (mean) | right-view MAE | MAE near the pole | ramp bias |")
+    print("| pole | method | peak shift / divergence (worst) | (mean) | right-view MAE | MAE near the pole "
+          "| ramp bias |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for pole in (1, 2):
         for method in GRID_FITS:
