@@ -21,8 +21,8 @@ _NODE_MODULES: dict[str, str | None] = {
     "compose": None,
     "save": None,
     "inversion": None,
-    "disparity": "timm einops",
-    "depth_to_disparity": None,
+    "depth": "timm einops",
+    "depth_map": None,
     "warp": None,
 }
 

@@ -19,9 +19,6 @@ from comfy_api.latest import io
 
 from ..stereo_ops.attention import (
     ATTENTION_MODES,
-    STEREO_JOINT_OPTION,
-    STEREO_PAIRS_OPTION,
-    STEREO_PASS_OPTION,
     image_window,
     joint_stereo_attention,
     recall_kv,
@@ -29,6 +26,7 @@ from ..stereo_ops.attention import (
     right_pass_attention,
     share_kv,
 )
+from .stereo_types import STEREO_JOINT_OPTION, STEREO_PAIRS_OPTION, STEREO_PASS_OPTION
 
 OVERRIDE_OPTION = "optimized_attention_override"
 # Set per model call by the apply-model wrapper: (text tokens, image tokens) of the sequence.

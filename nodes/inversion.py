@@ -8,9 +8,9 @@ from comfy_api.latest import io
 
 from ..stereo_ops import inversion as inv
 from . import inversion_runtime as runtime
+from .stereo_types import StereoInversionType
 
 CATEGORY = "stereo/sampling"
-StereoInversionType = io.Custom("STEREO_INVERSION")
 
 
 class StereoNullTextInversion(io.ComfyNode):

@@ -159,6 +159,20 @@ def _clone_conditioning(conditioning: list) -> list:
     return out
 
 
+def _within_guider(model, positive, negative, cfg, latent: Tensor, sigmas: Tensor, fn):
+    """Call `fn(model_k, x, sigmas, extra_args)` where a sampler of a CFG guider runs, and return
+    what it returns. The guider prepares the conditioning, loads the model and applies its
+    wrappers as for any sampler; its own output (the unchanged input) is dropped."""
+    out: list = []
+
+    def keep_result(model_k, x, sigmas, extra_args):
+        out.append(fn(model_k, x, sigmas, extra_args))
+        return x
+
+    _guided_sample(model, positive, negative, cfg, latent, sigmas, keep_result)
+    return out[0]
+
+
 def _guided_sample(model, positive, negative, cfg, latent: Tensor, sigmas: Tensor, body) -> Tensor:
     """Run `body(model_k, x, sigmas, extra_args)` as the sampler of a CFG guider; returns its output,
     converted back to the LATENT space by the host."""
@@ -270,6 +284,99 @@ def check_method_fits(model, method: str, cfg: float) -> None:
         )
 
 
+class _GuidedEvaluator:
+    """The three model evaluations an inversion makes, inside the host's guider (`model_k`).
+
+    Each call first sets which cross-attention context the ContextSwap on the model puts in which
+    chunk (`replace`), then evaluates: the positive alone, the negative alone with a chosen context,
+    or the full guided prediction with a chosen unconditional context. Only the unconditional
+    branch of null-text needs a graph; everything else runs without.
+    """
+
+    def __init__(self, model_k, extra_args: dict, replace: dict[int, Tensor], x0: Tensor):
+        self.model_k = model_k
+        self.guider = model_k.inner_model
+        self.extra_args = extra_args
+        self.replace = replace
+        self.s_in = x0.new_ones(x0.shape[0])
+
+    def _evaluate(self, conds, x: Tensor, sigma) -> Tensor:
+        options = self.extra_args["model_options"]
+        return comfy.samplers.calc_cond_batch(self.guider.inner_model, [conds], x, sigma * self.s_in, options)[0]
+
+    @torch.no_grad()
+    def cond_only(self, x: Tensor, sigma) -> Tensor:
+        self.replace.clear()
+        return self._evaluate(self.guider.conds["positive"], x, sigma)
+
+    def uncond_only(self, x: Tensor, sigma, context: Tensor) -> Tensor:
+        self.replace.clear()
+        self.replace[COND] = context  # the negative runs alone here, in the first slot
+        return self._evaluate(self.guider.conds["negative"], x, sigma)
+
+    @torch.no_grad()
+    def guided(self, x: Tensor, sigma, context: Tensor | None) -> Tensor:
+        self.replace.clear()
+        if context is not None:
+            self.replace[UNCOND] = context
+        return self.model_k(x, sigma * self.s_in, **self.extra_args)
+
+
+@dataclass
+class _Trajectory:
+    """What an inversion method produces: the start latent and the per-step unconditional contexts
+    (None: the prompt's own negative)."""
+
+    start: Tensor
+    uncond: tuple[Tensor, ...] | None
+    inner_steps: tuple[int, ...] = ()
+
+
+def _run_method(
+    evaluator: _GuidedEvaluator,
+    method: str,
+    x0: Tensor,
+    sigmas: Tensor,
+    steps: int,
+    cfg: float,
+    positive_context: Tensor,
+    negative_context: Tensor,
+    settings: inv.NullTextSettings,
+    fixed_point_iterations: int,
+    flow: bool,
+    tick: Callable[[], None],
+) -> _Trajectory:
+    """Invert x0 (model space) along `sigmas` with one method."""
+
+    def on_step(_i):
+        tick()
+
+    if method == inv.FIXED_POINT:
+        context = positive_context.to(x0.device)
+        trajectory = inv.fixed_point_invert(
+            lambda x, s: evaluator.guided(x, s, context), x0, sigmas, fixed_point_iterations, on_step
+        )
+        return _Trajectory(trajectory[0].detach(), (context,) * int(steps))
+    trajectory = inv.ddim_invert(evaluator.cond_only, x0, sigmas, on_step)
+    if method != inv.NULL_TEXT:
+        return _Trajectory(trajectory[0].detach(), None)
+    embeddings, stats = inv.null_text_optimize(
+        evaluator.guided, evaluator.cond_only, evaluator.uncond_only, trajectory, sigmas,
+        negative_context.to(x0.device), cfg, settings, on_step, tick, flow=flow,
+    )
+    return _Trajectory(trajectory[0].detach(), embeddings, tuple(stats.inner_steps))
+
+
+def _check_invert_inputs(model, latent_samples: Tensor, steps: int, cfg: float, method: str) -> None:
+    if method not in inv.METHODS:
+        raise ValueError(f"method must be one of {', '.join(inv.METHODS)}, got {method!r}")
+    if latent_samples.ndim != 4:
+        raise ValueError(f"latent: expected a batch of image latents (N, C, H, W), got shape {tuple(latent_samples.shape)}")
+    if int(steps) < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    check_method_fits(model, method, cfg)
+
+
 def invert(
     model,
     positive: list,
@@ -285,22 +392,14 @@ def invert(
     """Invert encoded photos (LATENT space, N x C x H x W) for Euler sampling at `cfg` over `steps`.
 
     on_tick is called after every step of every phase and every inner optimisation step (progress
-    and interruption).
+    and interruption). The inversion runs inside the host's CFG guider, which prepares the
+    conditioning and the model exactly as a sampler would; the guider's own output is not used.
     """
-    if method not in inv.METHODS:
-        raise ValueError(f"method must be one of {', '.join(inv.METHODS)}, got {method!r}")
-    if latent_samples.ndim != 4:
-        raise ValueError(f"latent: expected a batch of image latents (N, C, H, W), got shape {tuple(latent_samples.shape)}")
-    if int(steps) < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    check_method_fits(model, method, cfg)
+    _check_invert_inputs(model, latent_samples, steps, cfg, method)
     n = latent_samples.shape[0]
     sigmas = inversion_sigmas(model, int(steps))
     flow = is_flow_model(model)
     tick = on_tick or (lambda: None)
-    report = InversionReport()
-    replace: dict[int, Tensor] = {}
-    result: dict[str, object] = {}
 
     with torch.inference_mode(False), torch.enable_grad():
         latent = latent_samples.detach().clone()
@@ -308,71 +407,30 @@ def invert(
         positive, negative = _clone_conditioning(positive), _clone_conditioning(negative)
         positive_context = _context_rows(positive, n, "positive")
         negative_context = _context_rows(negative, n, "negative")
+        replace: dict[int, Tensor] = {}
         patched, swap = _with_context_swap(model, lambda kind, sigma: replace.get(kind))
         if method == inv.NULL_TEXT:
             _make_weights_differentiable(patched)
 
-        def body(model_k, x, sigmas_dev, extra_args):
-            guider = model_k.inner_model
+        def run(model_k, x, sigmas_dev, extra_args) -> _Trajectory:
             x0 = getattr(model_k, "latent_image", None)
             x0 = x if x0 is None else x0
-            s_in = x0.new_ones(x0.shape[0])
-            options = extra_args["model_options"]
+            evaluator = _GuidedEvaluator(model_k, extra_args, replace, x0)
+            return _run_method(
+                evaluator, method, x0, sigmas_dev, steps, cfg, positive_context, negative_context,
+                settings, fixed_point_iterations, flow, tick,
+            )
 
-            def evaluate(conds, x, sigma):
-                return comfy.samplers.calc_cond_batch(guider.inner_model, [conds], x, sigma * s_in, options)[0]
+        result = _within_guider(patched, positive, negative, cfg, latent, sigmas, run)
 
-            # Only the unconditional branch of null-text needs a graph; everything else runs without.
-
-            @torch.no_grad()
-            def cond_only(x, sigma):
-                replace.clear()
-                return evaluate(guider.conds["positive"], x, sigma)
-
-            def uncond_only(x, sigma, context):
-                replace.clear()
-                replace[COND] = context  # the negative runs alone here, in the first slot
-                return evaluate(guider.conds["negative"], x, sigma)
-
-            @torch.no_grad()
-            def guided(x, sigma, context):
-                replace.clear()
-                if context is not None:
-                    replace[UNCOND] = context
-                return model_k(x, sigma * s_in, **extra_args)
-
-            def on_step(_i):
-                tick()
-
-            if method == inv.FIXED_POINT:
-                context = positive_context.to(x0.device)
-                trajectory = inv.fixed_point_invert(
-                    lambda x, s: guided(x, s, context), x0, sigmas_dev, fixed_point_iterations, on_step
-                )
-                result["uncond"] = (context,) * int(steps)
-            else:
-                trajectory = inv.ddim_invert(cond_only, x0, sigmas_dev, on_step)
-                result["uncond"] = None
-                if method == inv.NULL_TEXT:
-                    embeddings, stats = inv.null_text_optimize(
-                        guided, cond_only, uncond_only, trajectory, sigmas_dev,
-                        negative_context.to(x0.device), cfg, settings, on_step, tick, flow=flow,
-                    )
-                    result["uncond"] = embeddings
-                    report.inner_steps = tuple(stats.inner_steps)
-                    report.backward_passes = sum(stats.inner_steps)
-            result["start"] = trajectory[0].detach()
-            return x0
-
-        _guided_sample(patched, positive, negative, cfg, latent, sigmas, body)
-        report.evaluations = swap.chunks
-
-    uncond = result["uncond"]
+    report = InversionReport(
+        evaluations=swap.chunks, backward_passes=sum(result.inner_steps), inner_steps=result.inner_steps
+    )
     store = comfy.model_management.intermediate_device()
     inversion = StereoInversion(
-        start_latent=result["start"].detach().to(store),
+        start_latent=result.start.detach().to(store),
         sigmas=sigmas,
-        uncond_embeddings=None if uncond is None else tuple(u.detach().to(store) for u in uncond),
+        uncond_embeddings=None if result.uncond is None else tuple(u.detach().to(store) for u in result.uncond),
         method=method,
         cfg=float(cfg),
         model_signature=model_signature(model),
@@ -395,16 +453,16 @@ def with_first_prediction(inversion: StereoInversion, model, positive, negative)
     """The inversion with the guided prediction of the first sampling step recorded (one call)."""
     patched = with_inverted_unconds(model, inversion)
     start = inversion.start_latent
-    seen: dict[str, Tensor] = {}
 
-    def body(model_k, x, sigmas, extra_args):
+    def first(model_k, x, sigmas, extra_args) -> Tensor:
         s_in = x.new_ones(x.shape[0])
-        seen["first"] = model_k(start.to(x), sigmas[0] * s_in, **extra_args).detach()
-        return x
+        return model_k(start.to(x), sigmas[0] * s_in, **extra_args).detach()
 
-    _guided_sample(patched, positive, negative, inversion.cfg, torch.zeros_like(start), inversion.sigmas, body)
+    prediction = _within_guider(
+        patched, positive, negative, inversion.cfg, torch.zeros_like(start), inversion.sigmas, first
+    )
     store = comfy.model_management.intermediate_device()
-    return dataclasses.replace(inversion, first_prediction=seen["first"].to(store))
+    return dataclasses.replace(inversion, first_prediction=prediction.to(store))
 
 
 def first_prediction_check(inversion: StereoInversion) -> Callable[[Tensor], None] | None:

@@ -11,7 +11,7 @@ import torch
 from comfy_api.latest import io
 
 from ..stereo_ops import duplicate_for_stereo
-from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range, prepare_disparity
+from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range, fit_disparity_to_grid
 from ..stereo_ops.sampling import StereoShiftSettings
 from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
 from .sampling_runtime import (
@@ -22,6 +22,7 @@ from .sampling_runtime import (
     stereo_ksampler_object,
     supported_samplers,
 )
+from .stereo_types import DisparityModelType, StereoInversionType
 
 CATEGORY = "stereo/sampling"
 
@@ -85,7 +86,7 @@ def stereo_inputs() -> list:
 def one_pass_inputs() -> list:
     """Optional inputs for the one-pass disparity and the eyes' batching (after all older inputs)."""
     return [
-        io.Custom("DISPARITY_MODEL").Input(
+        DisparityModelType.Input(
             "disparity_model", optional=True,
             tooltip="One-pass text to stereo: with no disparity map connected, the sampler decodes its own "
             "prediction of each left image at the shift step with `vae` and estimates its disparity with this "
@@ -143,7 +144,7 @@ def image_size_map(disparity: torch.Tensor, pairs: int, latent: torch.Tensor, mo
     ratio = vae.spacial_compression_decode() if vae is not None else getattr(
         model.model.latent_format, "spacial_downscale_ratio", 8)
     height, width = latent.shape[-2] * ratio, latent.shape[-1] * ratio
-    return prepare_disparity(disparity, height, width, normalize=False, batch_size=pairs).contiguous()
+    return fit_disparity_to_grid(disparity, height, width, batch_size=pairs).contiguous()
 
 
 def _check_disparity_count(disparity: torch.Tensor, pairs: int) -> None:
@@ -212,7 +213,7 @@ class StereoKSampler(io.ComfyNode):
                     "denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                     tooltip="How much of the schedule to run; below 1 keeps the input latent's structure.",
                 ),
-                io.Custom("STEREO_INVERSION").Input(
+                StereoInversionType.Input(
                     "inversion", optional=True,
                     tooltip="Optional, for photo to stereo: the output of Stereo Null-Text Inversion for the same "
                     "encoded photo(s) as latent_image. The left view then reconstructs the photo; use the same "
@@ -365,8 +366,8 @@ class StereoSamplerDisparity(io.ComfyNode):
         vae = sampler.stereo_vae
         ratio = vae.spacial_compression_decode() if vae is not None else 8
         pairs = max(samples.shape[0] // 2, 1)
-        return io.NodeOutput(prepare_disparity(
-            given, samples.shape[-2] * ratio, samples.shape[-1] * ratio, normalize=False, batch_size=pairs,
+        return io.NodeOutput(fit_disparity_to_grid(
+            given, samples.shape[-2] * ratio, samples.shape[-1] * ratio, batch_size=pairs,
         ).contiguous())
 
 

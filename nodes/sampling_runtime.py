@@ -19,7 +19,6 @@ import comfy.samplers
 import torch
 
 from ..stereo_ops import plan_schedule
-from ..stereo_ops.attention import STEREO_JOINT_OPTION, STEREO_PAIRS_OPTION, STEREO_PASS_OPTION
 from ..stereo_ops.sampling import (
     AT_MODEL_INPUT,
     EyeCall,
@@ -29,6 +28,7 @@ from ..stereo_ops.sampling import (
     stereo_sample,
 )
 from ..stereo_ops.stereo_inpaint import InpaintSource, shifted_inpaint_source
+from .stereo_types import STEREO_JOINT_OPTION, STEREO_PAIRS_OPTION, STEREO_PASS_OPTION
 
 # These pick their own steps between sigma_max and sigma_min, so "before step k" has no meaning.
 REFUSED_SAMPLERS = {
@@ -233,7 +233,7 @@ class UsedDisparity:
 def prediction_disparity(vae, disparity_model, used: UsedDisparity):
     """The one-pass estimate: decode the sampler's prediction of the left images with `vae` and run
     the disparity model on it, as Estimate Disparity does (per image normalisation, native size)."""
-    from .disparity import run_disparity_model  # the depth networks are an optional part
+    from .depth import run_disparity_model  # the depth networks are an optional part
 
     def estimate_for(model_k):
         patcher = model_k.inner_model.model_patcher

@@ -12,11 +12,14 @@ from .anaglyph import (
     srgb_to_linear,
 )
 from .compose import LAYOUTS, VR_SUFFIXES, Layout, side_by_side, split_side_by_side, squeeze_to
+from .depth_map import prepare_disparity
 from .disparity import (
+    DEFAULT_GRID_FIT,
+    GRID_FITS,
     as_disparity_batch,
+    fit_disparity_to_grid,
     normalize_per_sample,
     normalize_whole_batch,
-    prepare_disparity,
     resize_disparity,
 )
 from .mpo import stereo_mpo_bytes, write_stereo_mpo
@@ -63,6 +66,9 @@ __all__ = [
     "normalize_whole_batch",
     "plan_schedule",
     "prepare_disparity",
+    "fit_disparity_to_grid",
+    "GRID_FITS",
+    "DEFAULT_GRID_FIT",
     "resize_disparity",
     "spsmd_copy",
     "split_stereo",

@@ -23,13 +23,6 @@ from typing import Callable, Hashable, Literal
 import torch
 
 AttentionMode = Literal["unidirectional", "bidirectional"]
-# Transformer options through which a stereo sampler tells attention patches what it is running:
-# a joint batch of N stereo pairs, or one eye's half of a split evaluation. Attention sharing acts
-# only when one is present, so a plain sampler run is never paired up.
-STEREO_PAIRS_OPTION = "stereo_pairs"
-STEREO_PASS_OPTION = "stereo_pass"
-# Set on a model by a patch that needs both eyes in one batch (bidirectional attention).
-STEREO_JOINT_OPTION = "stereo_joint_batch"
 ATTENTION_MODES: tuple[str, ...] = ("unidirectional", "bidirectional")
 
 

@@ -1,4 +1,6 @@
-"""External depth or disparity maps (any IMAGE or MASK) to this pack's disparity: (B, H, W), near = 1."""
+"""Any map to disparity: external depth or disparity maps (any IMAGE or MASK) to this pack's
+disparity, (B, H, W) in [0, 1] with near = 1. Fitting a disparity to a latent grid is
+`disparity.fit_disparity_to_grid`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .disparity import normalize_per_sample, normalize_whole_batch, resize_disparity
+from .disparity import (
+    DEFAULT_GRID_FIT,
+    disparity_batch_of,
+    normalize_per_sample,
+    normalize_whole_batch,
+    resize_disparity,
+    shrink_disparity,
+)
 from .temporal import smooth_over_time
 
 Normalization = Literal["per image", "per batch", "none"]
@@ -70,6 +79,19 @@ def reciprocal_disparity(depth: torch.Tensor, normalization: Normalization, near
     return normalize_per_sample(inverse) if normalization == "per image" else normalize_whole_batch(inverse)
 
 
+def linear_disparity(maps: torch.Tensor, invert: bool, normalization: Normalization) -> torch.Tensor:
+    """A disparity-like map (near = bright), or with `invert` a depth-like one, stretched to [0, 1].
+
+    "none" only clamps (and inverts as 1 - d); the stretches negate before stretching to invert,
+    so a flat map still maps to zero parallax.
+    """
+    if normalization == "none":
+        d = maps.clamp(0.0, 1.0)
+        return 1.0 - d if invert else d
+    signed = -maps if invert else maps
+    return normalize_per_sample(signed) if normalization == "per image" else normalize_whole_batch(signed)
+
+
 def depth_map_to_disparity(
     depth: torch.Tensor,
     *,
@@ -109,13 +131,31 @@ def depth_map_to_disparity(
         d = resize_disparity(d, height or d.shape[-2], width or d.shape[-1])
     if conversion == "depth":
         d = reciprocal_disparity(d, normalization, near_clip)
-    elif normalization == "none":
-        d = d.clamp(0.0, 1.0)
-        d = 1.0 - d if invert else d
     else:
-        signed = -d if invert else d
-        d = normalize_per_sample(signed) if normalization == "per image" else normalize_whole_batch(signed)
+        d = linear_disparity(d, invert, normalization)
     d = smooth_over_time(d, temporal_smoothing, inplace=True)
     if gamma != 1.0:
         d = d.pow(gamma)
     return gaussian_blur(d, blur_sigma).clamp(0.0, 1.0)
+
+
+def prepare_disparity(
+    disparity: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    invert: bool = False,
+    normalize: bool = True,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """A MASK-like map ((H, W), (B, H, W) or (B, 1, H, W)) as a (B, height, width) disparity.
+
+    `invert` turns a depth map (near = small) into disparity. With `normalize` each sample is
+    stretched to the full [0, 1] range after resizing; otherwise values are only clamped.
+    `batch_size` broadcasts a single map to B samples and rejects any other mismatch. It shrinks
+    as the sampler does, so without `invert` and `normalize` it is `fit_disparity_to_grid`.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"target size must be positive, got {height}x{width}")
+    d = shrink_disparity(disparity_batch_of(disparity, batch_size), height, width, DEFAULT_GRID_FIT)
+    return linear_disparity(d, invert, "per image" if normalize else "none")

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 
 from .attention import StereoPass
-from .disparity import prepare_disparity
+from .disparity import fit_disparity_to_grid
 from .pixel_shift import ShiftMode, ShiftResult, displacement, warp_left, warp_right
 from .schedule import StereoSchedule
 from .spsmd import spsmd_copy
@@ -233,7 +233,7 @@ class StereoEdits:
     def set_disparity(self, disparity: torch.Tensor) -> None:
         """Use this map (one, or one per pair; any size, 0..1) from now on."""
         h, w = self.grid
-        self.disparity = prepare_disparity(disparity, h, w, normalize=False, batch_size=self.pairs)
+        self.disparity = fit_disparity_to_grid(disparity, h, w, batch_size=self.pairs)
         self.shift_px = displacement(self.disparity, self.settings.divergence, self.settings.convergence)
         self.spsmd_disparity, self.spsmd_source = self.disparity, None
         if self.settings.balance > 0.0:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stereo_pack.stereo_ops import normalize_whole_batch, prepare_disparity
+from stereo_pack.stereo_ops import fit_disparity_to_grid, normalize_whole_batch, prepare_disparity
 
 
 def test_per_sample_normalisation_and_resize_to_a_non_square_latent():
@@ -53,3 +53,21 @@ def test_whole_batch_normalisation_keeps_relative_levels():
     maps = torch.stack([torch.full((2, 2), 1.0), torch.full((2, 2), 3.0)])
     out = normalize_whole_batch(maps)
     assert out[0].max() == 0.0 and out[1].min() == 1.0
+
+
+@pytest.mark.parametrize("pole", [1, 2])
+@pytest.mark.parametrize("offset", range(8))
+def test_a_thin_near_object_keeps_its_full_shift_on_the_latent_grid(pole, offset):
+    # A near pole one or two latent pixels wide, anywhere within the 8x grid, on a far background:
+    # the map the sampler shifts with still reaches disparity 1 (the full divergence).
+    d = torch.zeros(1, 16, 256)
+    d[:, :, 100 + offset:100 + offset + 8 * pole] = 1.0
+    fitted = fit_disparity_to_grid(d, 2, 32)
+    assert float(fitted.amax()) == 1.0
+    assert torch.equal(prepare_disparity(d, 2, 32, normalize=False), fitted)
+
+
+def test_the_grid_fit_keeps_a_smooth_slope_unbiased():
+    ramp = torch.linspace(0.0, 1.0, 256).expand(1, 16, 256)
+    area = torch.nn.functional.adaptive_avg_pool2d(ramp.unsqueeze(1), (2, 32))[:, 0]
+    torch.testing.assert_close(fit_disparity_to_grid(ramp, 2, 32), area)

@@ -138,7 +138,7 @@ def test_three_pairs_non_square_and_partial_denoise(tiny_sd15):
 
 def _record_right_inputs(model):
     """A clone of `model` that records the inputs of the right-eye passes (the stereo pass marks)."""
-    from stereo_pack.stereo_ops.attention import STEREO_PASS_OPTION
+    from stereo_pack.nodes.stereo_types import STEREO_PASS_OPTION
 
     seen = []
     patched = model.clone()

@@ -103,7 +103,7 @@ def test_refresh_estimates_again_at_every_spsmd_step_and_only_there(pack, tiny_s
 
     seen = Predictions(monkeypatch)
     calls = []
-    disparity_nodes = pack_submodule(pack, "nodes.disparity")
+    disparity_nodes = pack_submodule(pack, "nodes.depth")
     original = disparity_nodes.run_disparity_model
 
     def counting(disparity_model, image, *args, **kwargs):

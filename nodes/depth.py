@@ -30,9 +30,9 @@ from .depth_model_files import (
     register_model_folders,
     resolve_model_file,
 )
+from .stereo_types import DisparityModelType
 
 CATEGORY = "stereo/disparity"
-DisparityModelType = io.Custom("DISPARITY_MODEL")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 NORMALIZATION = ("per image", "per batch")
