@@ -1,4 +1,4 @@
-"""ComfyUI-StereoDiffusion: stereo pairs from any Stable Diffusion checkpoint, training-free.
+"""ComfyUI-StereoDiffusion: stereo pairs from any image diffusion checkpoint, training-free.
 
 ComfyUI loads this folder as a custom node pack through the V3 entry point below.
 """
