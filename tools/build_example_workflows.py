@@ -454,6 +454,14 @@ def depth_to_stereo(classes) -> dict:
     return g.to_json("depth_to_stereo")
 
 
+def _flux_loaders(g: Graph) -> tuple[Node, Node, Node]:
+    """Flux as its users load it: the diffusion model, the two text encoders and the VAE, each from its file."""
+    unet = g.node("UNETLoader", unet_name=FLUX_UNET, weight_dtype="default")
+    clip = g.node("DualCLIPLoader", clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5, type="flux")
+    vae = g.node("VAELoader", vae_name=FLUX_VAE)
+    return unet, clip, vae
+
+
 def flux_text_to_stereo(classes) -> dict:
     """Text to stereo with Flux, loaded as Flux users load it (diffusion model, two text encoders, VAE)."""
     g = Graph(classes)
@@ -465,9 +473,7 @@ def flux_text_to_stereo(classes) -> dict:
         "unused); Flux dev takes its guidance (default 3.5) from a FluxGuidance node after the prompt; "
         "schnell: 4 steps. The attention patch shares the image tokens of Flux's joint attention between "
         "the two eyes.", size=(NODE_WIDTH, 420))
-    unet = g.node("UNETLoader", unet_name=FLUX_UNET, weight_dtype="default")
-    clip = g.node("DualCLIPLoader", clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5, type="flux")
-    vae = g.node("VAELoader", vae_name=FLUX_VAE)
+    unet, clip, vae = _flux_loaders(g)
     pos = g.node("CLIPTextEncode", title="Prompt", size=[340, 160],
                  text="a cozy reading corner with a leather armchair, plants and a warm lamp, detailed photograph")
     neg = g.node("CLIPTextEncode", title="Negative prompt (unused at cfg 1)", size=[340, 100], text="")
@@ -494,9 +500,7 @@ def flux_photo_to_stereo(classes) -> dict:
         "null_text method does not apply). The right view is made from it with the disparity estimated from "
         "the photo.\n\nDescribe the photo in the prompt. The photo is scaled to 1024 px wide first.",
         size=(NODE_WIDTH, 420))
-    unet = g.node("UNETLoader", unet_name=FLUX_UNET, weight_dtype="default")
-    clip = g.node("DualCLIPLoader", clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5, type="flux")
-    vae = g.node("VAELoader", vae_name=FLUX_VAE)
+    unet, clip, vae = _flux_loaders(g)
     photo = g.node("LoadImage", image="example.png", size=[NODE_WIDTH, 360])
     scale = g.node("ImageScale", upscale_method="lanczos", width=1024, height=0, crop="disabled")
     g.link(photo, "IMAGE", scale, "image")
