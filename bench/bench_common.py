@@ -1,4 +1,5 @@
-"""What the benchmarks share: importing the pack's library without ComfyUI, and timing."""
+"""What the benchmarks share: importing the pack's library without ComfyUI, starting the host with
+the pack, and timing."""
 
 from __future__ import annotations
 
@@ -26,3 +27,18 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def start_host(threads: int) -> None:
+    """Import the ComfyUI host the tests find (on the CPU) with the pack loaded, `threads` torch
+    threads and no progress bars; stop with a clear message when there is none."""
+    host = host_harness.find_host()
+    if host is None:
+        raise SystemExit("no ComfyUI found: set COMFYUI_PATH")
+    host_harness.import_host(host)
+    host_harness.load_pack()
+    import comfy.utils
+    import torch
+
+    torch.set_num_threads(threads)
+    comfy.utils.PROGRESS_BAR_ENABLED = False

@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-import bench_common  # noqa: F401  (puts tests/ on sys.path)
+import bench_common  # puts tests/ on sys.path
 import host_harness
 
 CONFIGS = [
@@ -36,17 +36,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    host = host_harness.find_host()
-    if host is None:
-        raise SystemExit("no ComfyUI found: set COMFYUI_PATH")
-    host_harness.import_host(host)
-    host_harness.load_pack()
-    import comfy.utils
+    bench_common.start_host(args.threads)
     import nodes
     import torch
 
-    torch.set_num_threads(args.threads)
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     model = host_harness.tiny_dit("flux", output_scale=0.3, **FLUX_SHAPE)
     pos, neg = host_harness.tiny_dit_conditioning(seed=1, tokens=16), host_harness.tiny_dit_conditioning(seed=2, tokens=16)
     patch = nodes.NODE_CLASS_MAPPINGS["StereoAttentionPatch"]

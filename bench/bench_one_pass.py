@@ -25,10 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import host_harness  # noqa: E402
+import bench_common  # puts tests/ on sys.path
+import host_harness
 
 
 def _rss_kib(field: str) -> int:
@@ -70,13 +68,8 @@ def main() -> None:
     parser.add_argument("--peak-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    host = host_harness.find_host()
-    if host is None:
-        raise SystemExit("no ComfyUI found: set COMFYUI_PATH")
-    host_harness.import_host(host)
-    host_harness.load_pack()
+    bench_common.start_host(args.threads)
     import comfy.sd
-    import comfy.utils
     import folder_paths
     import nodes
     import torch
@@ -84,8 +77,6 @@ def main() -> None:
 
     from tiny_depth import write_tiny_depth_anything
 
-    torch.set_num_threads(args.threads)
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     node = nodes.NODE_CLASS_MAPPINGS
     model = host_harness.tiny_model("sd15")
     pos, neg = host_harness.tiny_conditioning(seed=1), host_harness.tiny_conditioning(seed=2)

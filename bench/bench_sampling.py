@@ -15,14 +15,10 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import host_harness  # noqa: E402
-from bench_one_pass import _peak_mib, interleaved  # noqa: E402
+import bench_common  # puts tests/ on sys.path
+import host_harness
+from bench_one_pass import _peak_mib, interleaved
 
 CONFIGS = ["plain KSampler (2 images)", "StereoKSampler", "StereoKSampler + unidirectional",
            "StereoKSampler + bidirectional", "StereoKSampler, eyes separate"]
@@ -63,16 +59,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--peak-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    host = host_harness.find_host()
-    if host is None:
-        raise SystemExit("no ComfyUI found: set COMFYUI_PATH")
-    host_harness.import_host(host)
-    host_harness.load_pack()
-    import comfy.utils
+    bench_common.start_host(args.threads)
     import torch
 
-    torch.set_num_threads(args.threads)
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     runs = _runs(args.steps, args.size)
     if args.peak_of:
         print(json.dumps({"peak_mib": _peak_mib(runs[args.peak_of])}))
