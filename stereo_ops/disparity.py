@@ -42,11 +42,13 @@ def as_disparity_batch(disparity: torch.Tensor, name: str = "disparity") -> torc
 _RANGE_SLACK = 1e-3
 
 
-def check_disparity_range(disparity: torch.Tensor, name: str = "disparity") -> torch.Tensor:
+def check_disparity_range(
+    disparity: torch.Tensor, name: str = "disparity", slack: float = _RANGE_SLACK
+) -> torch.Tensor:
     """Refuse a map with values outside [0, 1] instead of clamping it (a 0..255 map or raw depth
-    would lose all its depth); values within a rounding slack are clipped."""
+    would lose all its depth); values within `slack` of the range are clipped."""
     lo, hi = float(disparity.amin()), float(disparity.amax())
-    if lo < -_RANGE_SLACK or hi > 1.0 + _RANGE_SLACK:
+    if lo < -slack or hi > 1.0 + slack:
         raise ValueError(
             f"{name} has values from {lo:g} to {hi:g}, but a disparity map must lie in 0..1 (0 = far, "
             "1 = near). Pass the map through Stereo Depth to Disparity with normalization 'per image' "

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .disparity import as_disparity_batch, resize_disparity
+from .disparity import as_disparity_batch, check_disparity_range, resize_disparity
 from .pixel_shift import ShiftResult, displacement
 
 # A segment landing this many pixels wide or more tears: the surface is not continuous there.
@@ -224,23 +224,12 @@ class StereoWarpResult:
     right: WarpResult
 
 
-def check_disparity_range(disparity: torch.Tensor, name: str = "disparity") -> None:
-    """Reject maps outside [0, 1]: the warp would silently exceed the chosen divergence."""
-    lo, hi = float(disparity.min()), float(disparity.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(
-            f"{name} has values from {lo:.4g} to {hi:.4g}, outside 0..1. The divergence is the parallax "
-            "of disparity 1, so the map must be normalised first: pass it through Depth to Disparity "
-            "(StereoDepthToDisparity) or use StereoEstimateDisparity's output."
-        )
-
-
 def full_resolution_disparity(
     disparity: torch.Tensor, batch: int, height: int, width: int, name: str = "disparity"
 ) -> torch.Tensor:
     """A (1 or B, h, w) map in [0, 1] as a (B, height, width) float32 map, checked and resized."""
-    d = as_disparity_batch(disparity, name)
-    check_disparity_range(d, name)
+    # No rounding slack here: the divergence is the parallax of disparity 1, exceeded by any value above.
+    d = check_disparity_range(as_disparity_batch(disparity, name), name, slack=0.0)
     if d.shape[0] not in (1, batch):
         raise ValueError(
             f"{name} has {d.shape[0]} maps for {batch} images; give one map (used for every image) "
