@@ -33,7 +33,7 @@ from .attention import StereoPass
 from .disparity import fit_disparity_to_grid
 from .pixel_shift import ShiftMode, ShiftResult, displacement, warp_left, warp_right
 from .schedule import StereoSchedule
-from .spsmd import spsmd_copy
+from .spsmd import deblur_fill, spsmd_copy
 
 SamplerFn = Callable[..., torch.Tensor]
 # (sigma, unit_noise) -> the sampler-state value of pure noise at that level (the model's own
@@ -256,8 +256,8 @@ class StereoEdits:
         if self.deblur_noise is None:
             return view
         s = torch.full((view.shape[0],), float(sigma), dtype=view.dtype, device=view.device)
-        noise = self.fill_noise(s, self.deblur_noise[eye].to(view)) * scale
-        return torch.where(holes.unsqueeze(1), noise.to(view.dtype), view)
+        # the noise arrives scaled by the model's own parameterisation: deblur_fill's sigma is 1
+        return deblur_fill(view, holes, self.fill_noise(s, self.deblur_noise[eye].to(view)) * scale, 1.0)
 
     def shift(self, state: torch.Tensor, sigma: float, scale: float = 1.0) -> None:
         """In place: the right rows become the shift of the left rows (holes: noise or zero)."""
