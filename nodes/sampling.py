@@ -139,10 +139,13 @@ def one_pass_estimator(disparity, disparity_model, vae, used: UsedDisparity):
     return prediction_disparity(vae, disparity_model, used)
 
 
-def image_size_map(disparity: torch.Tensor, pairs: int, latent: torch.Tensor, model, vae=None) -> torch.Tensor:
-    """A given map as the `disparity` output: one per image, at the decoded image's size."""
-    ratio = vae.spacial_compression_decode() if vae is not None else getattr(
-        model.model.latent_format, "spacial_downscale_ratio", 8)
+def image_size_map(disparity: torch.Tensor, pairs: int, latent: torch.Tensor, model=None, vae=None) -> torch.Tensor:
+    """A given map as the `disparity` output: one per image, at the decoded image's size (the VAE's
+    ratio, else the model's latent format's, else 8)."""
+    if vae is not None:
+        ratio = vae.spacial_compression_decode()
+    else:
+        ratio = getattr(getattr(getattr(model, "model", None), "latent_format", None), "spacial_downscale_ratio", 8)
     height, width = latent.shape[-2] * ratio, latent.shape[-1] * ratio
     return fit_disparity_to_grid(disparity, height, width, batch_size=pairs).contiguous()
 
@@ -363,12 +366,7 @@ class StereoSamplerDisparity(io.ComfyNode):
                 "stereo_latent: the Stereo Sampler has not sampled yet; connect the latent that "
                 "SamplerCustom / SamplerCustomAdvanced produced with it"
             )
-        vae = sampler.stereo_vae
-        ratio = vae.spacial_compression_decode() if vae is not None else 8
-        pairs = max(samples.shape[0] // 2, 1)
-        return io.NodeOutput(fit_disparity_to_grid(
-            given, samples.shape[-2] * ratio, samples.shape[-1] * ratio, batch_size=pairs,
-        ).contiguous())
+        return io.NodeOutput(image_size_map(given, max(samples.shape[0] // 2, 1), samples, vae=sampler.stereo_vae))
 
 
 NODES = [StereoKSampler, StereoSampler, StereoSamplerDisparity]
