@@ -3,7 +3,9 @@ the pack, and timing."""
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,3 +44,51 @@ def start_host(threads: int) -> None:
 
     torch.set_num_threads(threads)
     comfy.utils.PROGRESS_BAR_ENABLED = False
+
+
+def interleaved(configs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each configuration, after a warm-up of each, the configurations
+    alternating run by run so that the load of a busy machine falls on all of them alike."""
+    for fn in configs.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(repeats):
+        for name, fn in configs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def peak_mib(fn: Callable[[], object]) -> float:
+    """Rise of this process's peak resident set during one call of `fn` (Linux; NaN elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set
+    except OSError:
+        return float("nan")
+    base = _rss_kib("VmRSS")
+    fn()
+    return (_rss_kib("VmHWM") - base) / 1024
+
+
+def peaks_in_fresh_processes(script: str, names, args: list[str]) -> dict[str, float]:
+    """Peak memory of each configuration, each measured by `script --peak-of NAME` in a process of
+    its own: in a process that already ran, the allocator reuses memory and hides the peak."""
+    peaks = {}
+    for name in names:
+        out = subprocess.run([sys.executable, script, *args, "--peak-of", name],
+                             capture_output=True, text=True, check=True)
+        peaks[name] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+    return peaks
+
+
+def print_peak(fn: Callable[[], object]) -> None:
+    """The child side of peaks_in_fresh_processes."""
+    print(json.dumps({"peak_mib": peak_mib(fn)}))

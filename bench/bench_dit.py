@@ -13,8 +13,6 @@ median of each and its ratio to the plain batch-2 run. Flux is guidance-distille
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import bench_common  # puts tests/ on sys.path
 import host_harness
@@ -61,16 +59,8 @@ def main() -> None:
             spsmd=True, spsmd_interval=0.2, deblur=True, seed=1, steps=args.steps, cfg=1.0, sampler_name="euler",
             scheduler="simple", denoise=1.0)
 
-    times: dict[str, list[float]] = {c: [] for c in CONFIGS}
     with torch.inference_mode():
-        for config in CONFIGS:  # warm-up
-            run(config)
-        for _ in range(args.repeats):
-            for config in CONFIGS:
-                t0 = time.perf_counter()
-                run(config)
-                times[config].append(time.perf_counter() - t0)
-    median = {c: statistics.median(t) for c, t in times.items()}
+        median = bench_common.interleaved({c: (lambda c=c: run(c)) for c in CONFIGS}, args.repeats)
     base = median[CONFIGS[0]]
     print(f"Flux-shaped DiT (hidden 256, 2 double + 4 single blocks), CPU, {torch.get_num_threads()} thread(s), "
           f"{args.steps} steps euler, cfg 1, one pair of {size * 8}x{size * 8} px ({(size // 2) ** 2} image tokens), "

@@ -17,46 +17,11 @@ subprocess of this script (Linux, CPU): in a process that already ran, the alloc
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import bench_common  # puts tests/ on sys.path
 import host_harness
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _peak_mib(fn) -> float:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set
-    except OSError:
-        return float("nan")
-    base = _rss_kib("VmRSS")
-    fn()
-    return (_rss_kib("VmHWM") - base) / 1024
-
-
-def interleaved(configs: dict, repeats: int) -> dict:
-    """Median wall time of each configuration, the configurations alternating run by run."""
-    for fn in configs.values():
-        fn()  # warm-up
-    times = {name: [] for name in configs}
-    for _ in range(repeats):
-        for name, fn in configs.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -121,24 +86,19 @@ def main() -> None:
     if args.peak_of:
         batch = {"plain KSampler, batch 2": plain_batch_2, "StereoKSampler, eyes batched": eyes("batched"),
                  "StereoKSampler, eyes separate": eyes("separate")}
-        print(json.dumps({"peak_mib": _peak_mib(batch[args.peak_of])}))
+        bench_common.print_peak(batch[args.peak_of])
         return
     print(f"tiny SD1.5 UNet + tiny Depth Anything + TAESD, CPU, {torch.get_num_threads()} thread(s), "
           f"{steps} steps euler, cfg 7, {size * 8}x{size * 8} px, median of {args.repeats} interleaved runs\n")
-    passes = interleaved({"two passes": two_pass, "one pass": one_pass}, args.repeats)
+    passes = bench_common.interleaved({"two passes": two_pass, "one pass": one_pass}, args.repeats)
     print("| text to stereo | time | ratio |\n|---|---|---|")
     for name, t in passes.items():
         print(f"| {name} | {t * 1e3:.0f} ms | {t / passes['two passes']:.2f}x |")
     batch = {"plain KSampler, batch 2": plain_batch_2, "StereoKSampler, eyes batched": eyes("batched"),
              "StereoKSampler, eyes separate": eyes("separate")}
-    timed = interleaved(batch, args.repeats)
-    peaks = {}
-    for name in batch:
-        out = subprocess.run(
-            [sys.executable, __file__, "--steps", str(steps), "--size", str(size), "--threads", str(args.threads),
-             "--peak-of", name], capture_output=True, text=True, check=True,
-        )
-        peaks[name] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+    timed = bench_common.interleaved(batch, args.repeats)
+    peaks = bench_common.peaks_in_fresh_processes(
+        __file__, batch, ["--steps", str(steps), "--size", str(size), "--threads", str(args.threads)])
     base = "plain KSampler, batch 2"
     print("\n| run | time | time ratio | peak memory | memory ratio |\n|---|---|---|---|---|")
     for name in batch:

@@ -12,13 +12,9 @@ one run of a configuration in a fresh subprocess of this script (Linux, CPU).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 
 import bench_common  # puts tests/ on sys.path
 import host_harness
-from bench_one_pass import _peak_mib, interleaved
 
 CONFIGS = ["plain KSampler (2 images)", "StereoKSampler", "StereoKSampler + unidirectional",
            "StereoKSampler + bidirectional", "StereoKSampler, eyes separate"]
@@ -64,15 +60,11 @@ def main() -> None:
 
     runs = _runs(args.steps, args.size)
     if args.peak_of:
-        print(json.dumps({"peak_mib": _peak_mib(runs[args.peak_of])}))
+        bench_common.print_peak(runs[args.peak_of])
         return
-    times = interleaved(runs, args.repeats)
-    peaks = {}
-    for name in runs:
-        out = subprocess.run(
-            [sys.executable, __file__, "--steps", str(args.steps), "--size", str(args.size),
-             "--threads", str(args.threads), "--peak-of", name], capture_output=True, text=True, check=True)
-        peaks[name] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+    times = bench_common.interleaved(runs, args.repeats)
+    peaks = bench_common.peaks_in_fresh_processes(
+        __file__, runs, ["--steps", str(args.steps), "--size", str(args.size), "--threads", str(args.threads)])
     base = CONFIGS[0]
     print(f"tiny SD1.5 UNet, CPU, {torch.get_num_threads()} thread(s), {args.steps} steps euler, cfg 7, "
           f"one pair of {args.size * 8}x{args.size * 8} px, median of {args.repeats} interleaved runs")
