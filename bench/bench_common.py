@@ -1,5 +1,8 @@
-"""What the benchmarks share: importing the pack's library without ComfyUI, starting the host with
-the pack, and timing."""
+"""What the benchmarks share: starting the host with the pack, and timing.
+
+Run the benchmarks from the pack's folder as modules (`python -m bench.bench_sampling`). Importing
+this module registers `stereo_pack` (headless.comfy_host), so they import the pack's library as
+`from stereo_pack.stereo_ops import ...` with or without ComfyUI."""
 
 from __future__ import annotations
 
@@ -11,13 +14,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from headless import comfy_host
 
-import host_harness  # noqa: E402
+
 
 # Makes the pack importable as `stereo_pack` (e.g. stereo_pack.stereo_ops).
-host_harness.register_pack_alias()
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -32,13 +33,10 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def start_host(threads: int) -> None:
-    """Import the ComfyUI host the tests find (on the CPU) with the pack loaded, `threads` torch
+    """Import the ComfyUI that headless.comfy_host finds (on the CPU) with the pack loaded, `threads` torch
     threads and no progress bars; stop with a clear message when there is none."""
-    host = host_harness.find_host()
-    if host is None:
-        raise SystemExit("no ComfyUI found: set COMFYUI_PATH")
-    host_harness.import_host(host)
-    host_harness.load_pack()
+    comfy_host.import_comfyui(comfy_host.require_comfyui(), cpu=True)
+    comfy_host.load_pack()
     import comfy.utils
     import torch
 
@@ -78,13 +76,13 @@ def peak_mib(fn: Callable[[], object]) -> float:
     return (_rss_kib("VmHWM") - base) / 1024
 
 
-def peaks_in_fresh_processes(script: str, names, args: list[str]) -> dict[str, float]:
-    """Peak memory of each configuration, each measured by `script --peak-of NAME` in a process of
-    its own: in a process that already ran, the allocator reuses memory and hides the peak."""
+def peaks_in_fresh_processes(module: str, names, args: list[str]) -> dict[str, float]:
+    """Peak memory of each configuration, each measured by `python -m module --peak-of NAME` in a
+    process of its own: in a process that already ran, the allocator reuses memory and hides the peak."""
     peaks = {}
     for name in names:
-        out = subprocess.run([sys.executable, script, *args, "--peak-of", name],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-m", module, *args, "--peak-of", name],
+                             capture_output=True, text=True, check=True, cwd=comfy_host.PACK_DIR)
         peaks[name] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
     return peaks
 

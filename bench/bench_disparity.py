@@ -3,7 +3,7 @@
 Needs the official repositories checked out locally (their code is not part of this project):
 
     STEREO_OFFICIAL_DA2=<Depth-Anything-V2> STEREO_OFFICIAL_DA1=<Depth-Anything> \
-    STEREO_OFFICIAL_MIDAS=<MiDaS> STEREO_OFFICIAL_DA3=<Depth-Anything-3> python bench/bench_disparity.py
+    STEREO_OFFICIAL_MIDAS=<MiDaS> STEREO_OFFICIAL_DA3=<Depth-Anything-3> python -m bench.bench_disparity
 
 Each architecture is built once by the official code with random weights; the same weights are
 loaded into ours. Both run the network forward, batch 1, interleaved (official, ours, official,
@@ -21,16 +21,11 @@ import argparse
 import gc
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-import host_harness  # noqa: E402
-
-host_harness.register_pack_alias()
-from official_models import (  # noqa: E402
+from headless import comfy_host  # noqa: F401  (registers `stereo_pack`)
+from testkit.official_models import (
     ENV,
     FINAL_BIAS,
     FINAL_BIAS_VALUE,
@@ -40,7 +35,7 @@ from official_models import (  # noqa: E402
     published_da3_state_dict,
     randomize,
 )
-from stereo_pack.stereo_ops.depth import build_and_load, estimate_disparity, network_input_size  # noqa: E402
+from stereo_pack.stereo_ops.depth import build_and_load, estimate_disparity, network_input_size
 
 ARCHS = {
     "da2-vits": ("da2", "vits", 2), "da2-vitb": ("da2", "vitb", 2), "da2-vitl": ("da2", "vitl", 2),

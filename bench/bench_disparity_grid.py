@@ -1,6 +1,6 @@
 """How a disparity map shrinks to the latent grid, on a thin near object.
 
-Run from the repository root:  python bench/bench_disparity_grid.py
+Run from the repository root:  python -m bench.bench_disparity_grid
 A near pole (disparity 1) one or two latent pixels wide stands on a far textured background
 (disparity 0), at every sub-pixel offset of the 8x latent grid. For each way of shrinking the map
 the table gives the pole's largest shift as a fraction of `divergence` (worst offset, and mean),
@@ -12,15 +12,12 @@ column is the mean bias on a smooth slope (0..1 across the width), against its a
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_common  # noqa: E402,F401  (registers `stereo_pack`)
-from stereo_pack.stereo_ops import GRID_FITS, fit_disparity_to_grid, stereo_pixel_shift  # noqa: E402
+from headless import comfy_host  # noqa: F401  (registers `stereo_pack`)
+from stereo_pack.stereo_ops import GRID_FITS, fit_disparity_to_grid, stereo_pixel_shift
 
 FACTOR = 8
 

@@ -2,7 +2,7 @@
 against a plain KSampler on a batch of 2 (the cost of two independent images).
 
 Run from the repository root (needs a ComfyUI checkout, found as the tests find it):
-    python bench/bench_dit.py [--steps 20] [--size 32] [--repeats 5] [--threads 1]
+    python -m bench.bench_dit [--steps 20] [--size 32] [--repeats 5] [--threads 1]
 
 One process builds one small random Flux-shaped model (hidden 256, 4 heads, 2 double and 4 single
 blocks; `--size` is the latent side, 32 = 256 image tokens) and times every configuration
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-import bench_common  # puts tests/ on sys.path
-import host_harness
+from bench import bench_common
+from testkit import tiny_models
 
 CONFIGS = [
     "plain KSampler, batch 2",
@@ -38,8 +38,8 @@ def main() -> None:
     import nodes
     import torch
 
-    model = host_harness.tiny_dit("flux", output_scale=0.3, **FLUX_SHAPE)
-    pos, neg = host_harness.tiny_dit_conditioning(seed=1, tokens=16), host_harness.tiny_dit_conditioning(seed=2, tokens=16)
+    model = tiny_models.tiny_dit("flux", output_scale=0.3, **FLUX_SHAPE)
+    pos, neg = tiny_models.tiny_dit_conditioning(seed=1, tokens=16), tiny_models.tiny_dit_conditioning(seed=2, tokens=16)
     patch = nodes.NODE_CLASS_MAPPINGS["StereoAttentionPatch"]
     models = {
         CONFIGS[1]: model,

@@ -2,8 +2,8 @@
 files of the real architectures.
 
 Run from the repository root (needs a ComfyUI checkout, found as the tests find it):
-    python bench/bench_first_use.py [--models DIR] [--only NAME ...]   # the "try it" runs, end to end
-    python bench/bench_first_use.py --components                       # the pieces the shipped settings repeat
+    python -m bench.bench_first_use [--models DIR] [--only NAME ...]   # the "try it" runs, end to end
+    python -m bench.bench_first_use --components                       # the pieces the shipped settings repeat
 
 No real weights are needed: the script writes a checkpoint with Stable Diffusion 1.5's exact
 architecture (UNet, CLIP-L text encoder, VAE) and a Depth Anything V2 Small file, all with random
@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from headless import comfy_host
+from testkit.random_weights import fill_random
+
 
 CHECKPOINT = "sd15_architecture_random.safetensors"
 DEPTH = "depth_anything_v2_vits_random.safetensors"
@@ -60,32 +61,28 @@ CONFIGS = {
 
 def write_models(root: Path) -> None:
     """The SD1.5-architecture checkpoint and the Depth Anything V2 Small file, random weights."""
-    import host_harness
     import torch
     from safetensors.torch import save_file
 
-    host = host_harness.find_host()
-    if host is None:
-        raise SystemExit("no ComfyUI found: set COMFYUI_PATH")
-    host_harness.import_host(host)
+    comfy_host.import_comfyui(comfy_host.require_comfyui(), cpu=True)
     import comfy.ops
-    import tiny_checkpoints
-    import tiny_depth
     from comfy.ldm.models.autoencoder import AutoencoderKL
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    from testkit import tiny_checkpoints, tiny_depth
     from stereo_pack.stereo_ops.depth.depth_anything import DEPTH_ANYTHING_SIZES
 
     ckpt = root / "checkpoints" / CHECKPOINT
     if not ckpt.exists():
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         unet = UNetModel(**SD15_FULL_UNET, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
-        host_harness.init_weights(unet, 0)
+        fill_random(unet, 0)
         vae = AutoencoderKL(ddconfig=SD_VAE, embed_dim=4)
-        host_harness.init_weights(vae, 2)
-        sd = tiny_checkpoints._prefixed("model.diffusion_model.", unet, torch.float16)
+        fill_random(vae, 2)
+        sd = tiny_checkpoints.prefixed_state_dict("model.diffusion_model.", unet, torch.float16)
         del unet
-        sd.update(tiny_checkpoints._prefixed("cond_stage_model.transformer.", tiny_checkpoints._clip_text_model(None, 1), torch.float16))
-        sd.update(tiny_checkpoints._prefixed("first_stage_model.", vae, torch.float16))
+        sd.update(tiny_checkpoints.prefixed_state_dict("cond_stage_model.transformer.", tiny_checkpoints.clip_text_model(None, 1), torch.float16))
+        sd.update(tiny_checkpoints.prefixed_state_dict("first_stage_model.", vae, torch.float16))
         save_file(sd, str(ckpt))
     depth = root / "depthanything" / DEPTH
     if not depth.exists():
@@ -97,19 +94,18 @@ def write_models(root: Path) -> None:
 def component_times(repeats: int = 2) -> list[tuple[str, float]]:
     """CPU seconds (one thread) of the pieces that the shipped settings repeat: one guided UNet
     evaluation (batch 2: conditional and unconditional) per latent size, and one VAE decode."""
-    import host_harness
     import torch
 
     torch.set_num_threads(1)
-    host_harness.import_host(host_harness.find_host())
+    comfy_host.import_comfyui(comfy_host.require_comfyui(), cpu=True)
     import comfy.ops
     from comfy.ldm.models.autoencoder import AutoencoderKL
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
     unet = UNetModel(**SD15_FULL_UNET, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
-    host_harness.init_weights(unet, 0)
+    fill_random(unet, 0)
     vae = AutoencoderKL(ddconfig=SD_VAE, embed_dim=4)
-    host_harness.init_weights(vae, 2)
+    fill_random(vae, 2)
     context = torch.randn(2, 77, 768)
 
     def cpu_time(fn) -> float:
@@ -147,10 +143,9 @@ def cpu_seconds_of_children() -> float:
 
 def run(name: str, models: Path, work: Path) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one run of the runner."""
-    import host_harness
 
     workflow, sets = CONFIGS[name]
-    cmd = [sys.executable, "-m", "headless.run_workflow", workflow, "--comfyui", str(host_harness.find_host()),
+    cmd = [sys.executable, "-m", "headless.run_workflow", workflow, "--comfyui", str(comfy_host.require_comfyui()),
            "--models", str(models), "--cpu",
            "--no-custom-nodes", "--checkpoint", CHECKPOINT, "--output", str(work / "out"),
            "--set", f"Load Disparity Model.model_name=depthanything/{DEPTH}",
@@ -161,7 +156,7 @@ def run(name: str, models: Path, work: Path) -> tuple[float, float]:
         cmd += ["--set", s]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cpu0, t0 = cpu_seconds_of_children(), time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    result = subprocess.run(cmd, cwd=comfy_host.PACK_DIR, capture_output=True, text=True, env=env)
     cpu, wall = cpu_seconds_of_children() - cpu0, time.perf_counter() - t0
     if result.returncode != 0:
         raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")

@@ -1,7 +1,7 @@
 """Photo inversion: cost and reconstruction quality per method, measured side by side in one run.
 
 Run from the repository root (needs a ComfyUI checkout, found like the tests find it):
-    python bench/bench_inversion.py
+    python -m bench.bench_inversion
 Each method inverts the same random "photo" latent with a tiny SD1.5-shaped UNet on the CPU, then
 the forward pass (Euler over the inversion's schedule at the same cfg, through the host's sampler)
 reconstructs it; PSNR is measured on the latent, the peak being the photo latent's value range.
@@ -12,20 +12,18 @@ trained, smooth denoiser; at scale 1 a random UNet is too rough in x for any inv
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-import host_harness  # noqa: E402
+from headless import comfy_host
+from testkit import tiny_models
+
 
 
 def tame_model(output_scale: float):
     with torch.inference_mode():
-        model = host_harness.tiny_model("sd15")
+        model = tiny_models.tiny_model("sd15")
         out = model.model.diffusion_model.out[-1]
         out.weight.mul_(output_scale)
         out.bias.mul_(output_scale)
@@ -43,18 +41,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    host = host_harness.find_host()
-    if host is None:
-        sys.exit("ComfyUI not found: set COMFYUI_PATH to a ComfyUI checkout")
-    host_harness.register_pack_alias()
-    host_harness.import_host(host)
-    pack = host_harness.load_pack()
-    rt = host_harness.pack_submodule(pack, "nodes.inversion_runtime")
-    inv = host_harness.pack_submodule(pack, "stereo_ops.inversion")
+    host = comfy_host.require_comfyui()
+    comfy_host.import_comfyui(host, cpu=True)
+    comfy_host.load_pack()
+    rt = comfy_host.pack_module("nodes.inversion_runtime")
+    inv = comfy_host.pack_module("stereo_ops.inversion")
 
     model = tame_model(args.output_scale)
-    positive = host_harness.tiny_conditioning("sd15", seed=1)
-    negative = host_harness.tiny_conditioning("sd15", seed=2)
+    positive = tiny_models.tiny_conditioning("sd15", seed=1)
+    negative = tiny_models.tiny_conditioning("sd15", seed=2)
     height, width = (int(v) for v in args.size.split("x"))
     photo = torch.randn(1, 4, height, width, generator=torch.Generator().manual_seed(3)) * 5
 
@@ -72,7 +67,7 @@ def main() -> None:
 
     reference = next(seconds for label, _, seconds, _ in rows if label == "null_text")
     print(
-        f"ComfyUI {host_harness.host_version(host)}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"ComfyUI {comfy_host.host_version(host)}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
         f"tiny SD1.5 UNet (output x{args.output_scale}), latent {height}x{width}, {args.steps} steps, cfg {args.cfg}"
     )
     print("| method | model evaluations | backward passes | inversion time | time vs null_text | latent PSNR |")

@@ -1,7 +1,7 @@
 """One-pass text to stereo against the two-pass graph, and batched eyes against a plain batch of 2.
 
 Run from the repository root (needs a ComfyUI checkout, found as the tests find it):
-    python bench/bench_one_pass.py [--steps 20] [--size 32] [--repeats 5] [--threads 1]
+    python -m bench.bench_one_pass [--steps 20] [--size 32] [--repeats 5] [--threads 1]
 
 Everything runs in this one process on the same tiny SD1.5-shaped UNet, the same tiny Depth Anything
 network and a TAESD decoder, with the same seed; the configurations of a comparison alternate run by
@@ -20,8 +20,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import bench_common  # puts tests/ on sys.path
-import host_harness
+from bench import bench_common
+from testkit import tiny_models
+from testkit.random_weights import fill_random
 
 
 def main() -> None:
@@ -40,13 +41,13 @@ def main() -> None:
     import torch
     from comfy.taesd.taesd import TAESD
 
-    from tiny_depth import write_tiny_depth_anything
+    from testkit.tiny_depth import write_tiny_depth_anything
 
     node = nodes.NODE_CLASS_MAPPINGS
-    model = host_harness.tiny_model("sd15")
-    pos, neg = host_harness.tiny_conditioning(seed=1), host_harness.tiny_conditioning(seed=2)
+    model = tiny_models.tiny_model("sd15")
+    pos, neg = tiny_models.tiny_conditioning(seed=1), tiny_models.tiny_conditioning(seed=2)
     decoder = TAESD(latent_channels=4)
-    host_harness.init_weights(decoder, seed=3)
+    fill_random(decoder, seed=3)
     vae = comfy.sd.VAE(sd=decoder.state_dict())
     folder = Path(tempfile.mkdtemp())
     write_tiny_depth_anything(folder / "bench_depth.safetensors")
@@ -98,7 +99,7 @@ def main() -> None:
              "StereoKSampler, eyes separate": eyes("separate")}
     timed = bench_common.interleaved(batch, args.repeats)
     peaks = bench_common.peaks_in_fresh_processes(
-        __file__, batch, ["--steps", str(steps), "--size", str(size), "--threads", str(args.threads)])
+        "bench.bench_one_pass", batch, ["--steps", str(steps), "--size", str(size), "--threads", str(args.threads)])
     base = "plain KSampler, batch 2"
     print("\n| run | time | time ratio | peak memory | memory ratio |\n|---|---|---|---|---|")
     for name in batch:

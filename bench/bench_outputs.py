@@ -1,6 +1,6 @@
 """Stereo output cost: composing layouts and anaglyphs against writing the PNG they end up in.
 
-Run from the repository root:  python bench/bench_outputs.py
+Run from the repository root:  python -m bench.bench_outputs
 Everything runs in this one process on the same random pair, on the CPU. The ratio column is each
 operation's time over the time to encode one full-width side-by-side PNG (as StereoSaveImage
 does, compress level 4): it shows whether composing is ever the slow part of saving.
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import median_time  # noqa: E402  (also registers `stereo_pack`)
-from stereo_pack.stereo_ops import ANAGLYPH_METHODS, anaglyph, side_by_side, stereo_mpo_bytes  # noqa: E402
+from bench.bench_common import median_time
+from stereo_pack.stereo_ops import ANAGLYPH_METHODS, anaglyph, side_by_side, stereo_mpo_bytes
 
 
 def _pil(image: torch.Tensor) -> Image.Image:

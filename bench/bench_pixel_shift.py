@@ -1,21 +1,18 @@
 """Pixel shift speed: stereo_ops against a per-pixel-loop restatement of the reference.
 
-Run from the repository root:  python bench/bench_pixel_shift.py
+Run from the repository root:  python -m bench.bench_pixel_shift
 Both run in this one process, on the same inputs, on the CPU; the table prints ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import median_time  # noqa: E402  (also registers `stereo_pack`)
-from paper_reference import reference_right_view  # noqa: E402
-from stereo_pack.stereo_ops import stereo_pixel_shift  # noqa: E402
+from bench.bench_common import median_time
+from testkit.paper_reference import reference_right_view
+from stereo_pack.stereo_ops import stereo_pixel_shift
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """StereoKSampler (with and without the attention patch) against a plain KSampler on a batch of 2.
 
 Run from the repository root (needs a ComfyUI checkout, found as the tests find it):
-    python bench/bench_sampling.py [--steps 20] [--size 32] [--repeats 5] [--threads 1]
+    python -m bench.bench_sampling [--steps 20] [--size 32] [--repeats 5] [--threads 1]
 
 All configurations run in this one process on the same tiny SD1.5-shaped UNet and inputs and
 alternate run by run (interleaved), so a busy machine slows them alike; the table gives medians
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-import bench_common  # puts tests/ on sys.path
-import host_harness
+from bench import bench_common
+from testkit import tiny_models
 
 CONFIGS = ["plain KSampler (2 images)", "StereoKSampler", "StereoKSampler + unidirectional",
            "StereoKSampler + bidirectional", "StereoKSampler, eyes separate"]
@@ -24,8 +24,8 @@ def _runs(steps: int, size: int) -> dict:
     import nodes
     import torch
 
-    model = host_harness.tiny_model("sd15")
-    pos, neg = host_harness.tiny_conditioning(seed=1), host_harness.tiny_conditioning(seed=2)
+    model = tiny_models.tiny_model("sd15")
+    pos, neg = tiny_models.tiny_conditioning(seed=1), tiny_models.tiny_conditioning(seed=2)
     node = nodes.NODE_CLASS_MAPPINGS
     patched = {mode: node["StereoAttentionPatch"].execute(model=model, mode=mode, start_percent=0.0,
                                                           end_percent=1.0).result[0]
@@ -64,7 +64,7 @@ def main() -> None:
         return
     times = bench_common.interleaved(runs, args.repeats)
     peaks = bench_common.peaks_in_fresh_processes(
-        __file__, runs, ["--steps", str(args.steps), "--size", str(args.size), "--threads", str(args.threads)])
+        "bench.bench_sampling", runs, ["--steps", str(args.steps), "--size", str(args.size), "--threads", str(args.threads)])
     base = CONFIGS[0]
     print(f"tiny SD1.5 UNet, CPU, {torch.get_num_threads()} thread(s), {args.steps} steps euler, cfg 7, "
           f"one pair of {args.size * 8}x{args.size * 8} px, median of {args.repeats} interleaved runs")

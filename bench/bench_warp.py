@@ -1,6 +1,6 @@
 """StereoWarp speed: the full-resolution forward warp against a grid_sample backward warp.
 
-Run from the repository root:  python bench/bench_warp.py [--sizes 512,1024,2048] [--threads N]
+Run from the repository root:  python -m bench.bench_warp [--sizes 512,1024,2048] [--threads N]
 
 Both warps move the same RGB image by the same disparity (a layered synthetic scene at each
 size, divergence 8 %) in this one process; their timings are interleaved round by round so
@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_common  # noqa: E402,F401  (registers `stereo_pack`)
-from stereo_pack.stereo_ops.pixel_shift import displacement, stereo_pixel_shift  # noqa: E402
-from stereo_pack.stereo_ops.synthetic_scenes import layered_scene, psnr  # noqa: E402
-from stereo_pack.stereo_ops.warp import forward_warp  # noqa: E402
+from headless import comfy_host  # noqa: F401  (registers `stereo_pack`)
+from stereo_pack.stereo_ops.pixel_shift import displacement, stereo_pixel_shift
+from stereo_pack.stereo_ops.synthetic_scenes import layered_scene, psnr
+from stereo_pack.stereo_ops.warp import forward_warp
 
 
 def _backward_grid(shift: torch.Tensor) -> torch.Tensor:

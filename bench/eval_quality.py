@@ -1,11 +1,11 @@
 """Right-view quality on stereo datasets: the view made from the left image and a disparity is
 scored against the true right view with PSNR, SSIM and (when available) LPIPS.
 
-    python bench/eval_quality.py --dataset middlebury2014 --root DATA/MiddEval-2014 \\
+    python -m bench.eval_quality --dataset middlebury2014 --root DATA/MiddEval-2014 \\
         --comfyui PATH/TO/ComfyUI --checkpoint PATH/TO/v1-5-pruned-emaonly.safetensors \\
         --inpaint-checkpoint PATH/TO/sd-v1-5-inpainting.ckpt
-    python bench/eval_quality.py --dataset kitti2015 --root DATA/kitti2015/training ...
-    python bench/eval_quality.py --dataset synthetic          # no data, no model: a self-check
+    python -m bench.eval_quality --dataset kitti2015 --root DATA/kitti2015/training ...
+    python -m bench.eval_quality --dataset synthetic          # no data, no model: a self-check
 
 Protocol (as in the StereoDiffusion paper): the left image and its disparity go in, a right view
 comes out and is compared with the dataset's right image. The disparity is the dataset's ground
@@ -41,11 +41,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_common  # noqa: E402,F401  (registers `stereo_pack`)
-from stereo_pack.stereo_ops.pixel_shift import stereo_pixel_shift  # noqa: E402
-from stereo_pack.stereo_ops.synthetic_scenes import layered_scene  # noqa: E402
-from stereo_pack.stereo_ops.warp import stereo_warp  # noqa: E402
+from headless import comfy_host  # noqa: F401  (registers `stereo_pack`)
+from stereo_pack.stereo_ops.pixel_shift import stereo_pixel_shift
+from stereo_pack.stereo_ops.synthetic_scenes import layered_scene
+from stereo_pack.stereo_ops.warp import stereo_warp
 
 MODEL_FREE = ("warp", "latent_warp")
 WITH_MODEL = ("stereodiffusion", "refine", "warp_inpaint")
@@ -256,10 +255,9 @@ class HostMethods:
     """The model-based methods, run through the ComfyUI host's own nodes in this process."""
 
     def __init__(self, comfyui: str | None, checkpoint: str, inpaint_checkpoint: str | None, args):
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from headless import comfy_host
 
-        comfy_host.start_comfyui(comfy_host.find_comfyui(comfyui), cpu=args.cpu, custom_nodes=False)
+        comfy_host.start_comfyui(comfy_host.require_comfyui(comfyui), cpu=args.cpu, custom_nodes=False)
         import nodes
 
         self.nodes = nodes

@@ -1,1 +1,3 @@
-"""Run the pack's workflows without a browser: UI-to-API conversion, overrides, ComfyUI's executor."""
+"""ComfyUI in this process, without a browser: finding and starting the host with the pack (for the
+runner, the tests, the benchmarks and the tools alike), UI-to-API conversion, overrides, and the
+host's executor."""

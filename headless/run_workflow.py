@@ -22,12 +22,13 @@ import traceback
 from pathlib import Path
 
 if __package__:
-    from . import comfy_host, console_progress, prompt_checks, prompt_overrides as overrides
+    from . import comfy_host, console_progress, prompt_checks, prompt_execution, prompt_overrides as overrides
     from .workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
 else:  # run as a script: the sibling modules are importable from this folder
     import comfy_host
     import console_progress
     import prompt_checks
+    import prompt_execution
     import prompt_overrides as overrides
     from workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
 
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     workflow = load_workflow(args.workflow)
     images = input_images(args)
-    host = comfy_host.find_comfyui(args.comfyui)
+    host = comfy_host.require_comfyui(args.comfyui)
     server = comfy_host.start_comfyui(host, cpu=args.cpu, custom_nodes=not args.no_custom_nodes)
     if not args.verbose:
         _quiet_host_errors()
@@ -235,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
             raise settings_error(args, problems)
         for label, prompt, _ in runs:
             try:
-                comfy_host.validate(prompt)
-            except comfy_host.PromptError as exc:
+                prompt_execution.validate(prompt)
+            except prompt_execution.PromptError as exc:
                 raise SystemExit(f"{label}: {exc}")
         print(f"dry run: {len(runs)} prompt(s) checked, nothing was run", file=sys.stderr)
         return 0
@@ -247,15 +248,15 @@ def run(args: argparse.Namespace) -> int:
         current_node=lambda: console_progress.executing_node() or getattr(server, "last_node_id", None)
     )
     console_progress.install(progress)
-    executor = comfy_host.new_executor(server)
+    executor = prompt_execution.new_executor(server)
     failures = 0
     for label, prompt, embedded in runs:
         if args.print_prompt:
             print(json.dumps(prompt, indent=1), flush=True)
         progress.labels = {node_id: prompt_checks.node_label(prompt, node_id, display_names) for node_id in prompt}
         try:
-            files = comfy_host.saved_files(comfy_host.run_prompt(prompt, executor, workflow=embedded))
-        except comfy_host.PromptError as exc:
+            files = prompt_execution.saved_files(prompt_execution.run_prompt(prompt, executor, workflow=embedded))
+        except prompt_execution.PromptError as exc:
             progress.finish_line()
             failures += 1
             if args.verbose and exc.details:

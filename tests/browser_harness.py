@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-import host_harness
+from headless import comfy_host
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -99,9 +99,9 @@ def start_server(host: Path, base_dir: Path, link_pack: bool = True, extra_args:
     into base_dir/custom_nodes, or whatever the caller put there with link_pack=False)."""
     custom_nodes = base_dir / "custom_nodes"
     custom_nodes.mkdir(parents=True, exist_ok=True)
-    link = custom_nodes / host_harness.PACK_DIR.name
+    link = custom_nodes / comfy_host.PACK_DIR.name
     if link_pack and not link.exists():
-        link.symlink_to(host_harness.PACK_DIR, target_is_directory=True)
+        link.symlink_to(comfy_host.PACK_DIR, target_is_directory=True)
     settings = base_dir / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps(FIRST_RUN_SETTINGS))

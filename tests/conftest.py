@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-import host_harness
+from headless import comfy_host
+from testkit import tiny_models
 
 # The test models are tiny: one thread is as fast, and it avoids the heavy slow-down of
 # oversubscribed OpenMP threads when other work shares the machine.
 torch.set_num_threads(1)
 
-host_harness.register_pack_alias()
 
-_HOST = host_harness.find_host()
+_HOST = comfy_host.find_comfyui()
 _HOST_STATUS = {"ran": 0, "skipped": 0}
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "host: needs a real ComfyUI checkout (see tests/host_harness.py)")
+    config.addinivalue_line("markers", "host: needs a real ComfyUI checkout (found as headless/comfy_host.py says)")
 
 
 def pytest_report_header(config):
@@ -27,7 +27,7 @@ def pytest_report_header(config):
             "!!! ComfyUI host NOT FOUND: host tests will be SKIPPED. Set COMFYUI_PATH to a ComfyUI "
             "checkout (or place it at ~/.cache/comfyui-stereodiffusion/ComfyUI) to run them. !!!"
         )
-    return f"ComfyUI host: {_HOST} (version {host_harness.host_version(_HOST)})"
+    return f"ComfyUI host: {_HOST} (version {comfy_host.host_version(_HOST)})"
 
 
 def pytest_runtest_logreport(report):
@@ -38,7 +38,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
-    where = f"{_HOST} (version {host_harness.host_version(_HOST)})" if _HOST else "no host found"
+    where = f"{_HOST} (version {comfy_host.host_version(_HOST)})" if _HOST else "no host found"
     terminalreporter.write_line(
         f"host tests: {_HOST_STATUS['ran']} ran, {_HOST_STATUS['skipped']} skipped; host: {where}"
     )
@@ -54,20 +54,20 @@ def pytest_collection_modifyitems(config, items):
 def host():
     if _HOST is None:
         pytest.skip("ComfyUI host not found: set COMFYUI_PATH to run host tests")
-    host_harness.import_host(_HOST)
+    comfy_host.import_comfyui(_HOST, cpu=True)
     return _HOST
 
 
 @pytest.fixture(scope="session")
 def pack(host):
-    return host_harness.load_pack()
+    return comfy_host.load_pack()
 
 
 @pytest.fixture(scope="session")
 def tiny_sd15(host):
-    return host_harness.tiny_model("sd15")
+    return tiny_models.tiny_model("sd15")
 
 
 @pytest.fixture(scope="session")
 def tiny_sdxl(host):
-    return host_harness.tiny_model("sdxl")
+    return tiny_models.tiny_model("sdxl")

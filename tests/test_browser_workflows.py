@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import host_harness
-import tiny_checkpoints
+from headless import comfy_host, workflow_to_api
+from testkit import tiny_checkpoints
 from browser_harness import (  # noqa: F401  (comfy_page is a fixture)
     ServerEnvironmentError, browser_unavailable_reason, comfy_page, http_json, start_server, stop_server,
 )
@@ -30,8 +30,8 @@ RUN_TIMEOUT_S = 300
 # A test-only custom node: the server process gets the tiny SDXL and Flux families that the test
 # process registers for itself (see tiny_checkpoints), so those workflows run there too.
 TINY_SDXL_NODE = f"""import sys
-sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
-import tiny_checkpoints
+sys.path.append({str(comfy_host.PACK_DIR)!r})  # after ComfyUI: the pack root has a `nodes` package
+from testkit import tiny_checkpoints
 tiny_checkpoints.register_tiny_sdxl()
 tiny_checkpoints.register_tiny_flux()
 NODE_CLASS_MAPPINGS = {{}}
@@ -116,7 +116,7 @@ SET_WIDGETS = """(widgets) => {
 def comfy_server(host, tmp_path_factory):
     """The harness' server, with tiny models in its models folders, an example image in its input
     folder and the tiny SDXL family registered, all in place before the frontend loads."""
-    import tiny_depth
+    from testkit import tiny_depth
 
     reason = browser_unavailable_reason()
     if reason:
@@ -196,7 +196,7 @@ def open_from_template_browser(comfy, title: str) -> None:
     page = comfy.page
     page.get_by_role("button", name="Templates").first.click()
     dialog = page.locator(".p-dialog").last
-    dialog.get_by_text(host_harness.PACK_DIR.name, exact=True).first.click()
+    dialog.get_by_text(comfy_host.PACK_DIR.name, exact=True).first.click()
     time.sleep(0.3)
     opened = page.evaluate("() => window.__stereoUi.splice(0)")  # the template browser itself
     assert [m["kind"] for m in opened] == ["dialog"], opened
@@ -272,8 +272,7 @@ def test_a_user_opens_the_workflow_and_runs_it(title, source, page, comfy_server
 
     page.page.evaluate(SET_WIDGETS, widget_overrides(comfy_server.tiny, "SDXL" in title))
     prompt = page.page.evaluate("async () => (await app.graphToPrompt()).output")
-    converter = host_harness.pack_submodule(pack, "headless.workflow_to_api")
-    ours = converter.workflow_to_api(page.page.evaluate("async () => (await app.graphToPrompt()).workflow"),
+    ours = workflow_to_api.workflow_to_api(page.page.evaluate("async () => (await app.graphToPrompt()).workflow"),
                                      nodes.NODE_CLASS_MAPPINGS)
     assert {k: (v["class_type"], v["inputs"]) for k, v in ours.items()} == \
         {k: (v["class_type"], v["inputs"]) for k, v in prompt.items()}

@@ -24,7 +24,7 @@ from stereo_pack.stereo_ops.depth.depth_anything import (  # noqa: E402
     DepthAnythingConfig,
 )
 from stereo_pack.stereo_ops.depth.midas import MidasConfig, MidasDPT  # noqa: E402
-from tiny_depth import (  # noqa: E402
+from testkit.tiny_depth import (  # noqa: E402
     TINY_DEPTH_ANYTHING,
     TINY_MIDAS,
     save_state_dict,
@@ -280,7 +280,7 @@ def test_checkpoint_of_another_architecture_is_rejected():
 # --- Depth Anything 3 -----------------------------------------------------------------------
 
 from stereo_pack.stereo_ops.depth.da3 import DA3Config, DepthAnything3, sky_to_far  # noqa: E402
-from tiny_depth import TINY_DA3, da3_file_state_dict, tiny_da3, write_tiny_da3  # noqa: E402
+from testkit.tiny_depth import TINY_DA3, da3_file_state_dict, tiny_da3, write_tiny_da3  # noqa: E402
 
 # sha256 of the sorted key names the official DA3 files hold (after their `model.` prefix), less the
 # camera/ray parts single-view depth does not run: DA3-SMALL 269 of 443 keys, DA3MONO-LARGE all 406.

@@ -45,10 +45,10 @@ def test_extra_model_paths_yaml_folders_are_kept(host, pack, tmp_path, monkeypat
     spec.loader.exec_module(extra_config)
     load_extra_path_config = extra_config.load_extra_path_config
 
-    from host_harness import pack_submodule
-    from tiny_depth import write_tiny_depth_anything
+    from headless.comfy_host import pack_module
+    from testkit.tiny_depth import write_tiny_depth_anything
 
-    files = pack_submodule(pack, "nodes.depth_model_files")
+    files = pack_module("nodes.depth_model_files")
     monkeypatch.setattr(folder_paths, "folder_names_and_paths", dict(folder_paths.folder_names_and_paths))
     monkeypatch.setattr(folder_paths, "filename_list_cache", {})
     del folder_paths.folder_names_and_paths["depthanything"]
@@ -67,10 +67,10 @@ def _model_name_input(node_id="StereoDisparityModelLoader"):
 
 
 def test_loader_lists_present_files_first_then_the_downloadable_ones_after_a_label(pack, depth_folder):
-    from host_harness import pack_submodule
-    from tiny_depth import write_tiny_depth_anything
+    from headless.comfy_host import pack_module
+    from testkit.tiny_depth import write_tiny_depth_anything
 
-    files = pack_submodule(pack, "nodes.depth_model_files")
+    files = pack_module("nodes.depth_model_files")
     label = files.DOWNLOAD_LABEL
     official = [f"{k.folder}/{k.filename}" for k in files.KNOWN_FILES]
     write_tiny_depth_anything(depth_folder / "tiny_da2.safetensors")
@@ -91,9 +91,9 @@ def test_loader_lists_present_files_first_then_the_downloadable_ones_after_a_lab
 
 def test_with_no_files_the_list_starts_at_the_label_and_defaults_to_the_first_official_file(pack, depth_folder, monkeypatch):
     import folder_paths
-    from host_harness import pack_submodule
+    from headless.comfy_host import pack_module
 
-    files = pack_submodule(pack, "nodes.depth_model_files")
+    files = pack_module("nodes.depth_model_files")
     monkeypatch.setattr(folder_paths, "get_filename_list", lambda folder: [])
     model_name = _model_name_input()
     first = files.KNOWN_FILES[0]
@@ -102,7 +102,7 @@ def test_with_no_files_the_list_starts_at_the_label_and_defaults_to_the_first_of
 
 
 def test_load_and_estimate_through_the_nodes(depth_folder):
-    from tiny_depth import write_tiny_depth_anything
+    from testkit.tiny_depth import write_tiny_depth_anything
 
     write_tiny_depth_anything(depth_folder / "tiny_da2.pth")
     (model,) = _node("StereoDisparityModelLoader").execute(
@@ -127,7 +127,7 @@ def test_load_and_estimate_through_the_nodes(depth_folder):
 
 def test_midas_file_from_the_midas_folder(pack, tmp_path, monkeypatch):
     import folder_paths
-    from tiny_depth import write_tiny_midas
+    from testkit.tiny_depth import write_tiny_midas
 
     paths, exts = folder_paths.folder_names_and_paths["midas"]
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "midas", ([str(tmp_path), *paths], exts))
@@ -170,7 +170,7 @@ def test_corrupt_and_foreign_files_get_clear_errors(depth_folder):
 
 
 def test_estimator_rejects_rgba(depth_folder):
-    from tiny_depth import write_tiny_depth_anything
+    from testkit.tiny_depth import write_tiny_depth_anything
 
     write_tiny_depth_anything(depth_folder / "tiny_da2.pth")
     (model,) = _node("StereoDisparityModelLoader").execute(
@@ -206,7 +206,7 @@ def test_da3_files_are_listed_under_their_official_names(depth_folder):
 @pytest.mark.parametrize("repo,family", [("DA3METRIC-LARGE", "da3_metric"), ("DA3MONO-LARGE", "da3_mono"),
                                          ("DA3-SMALL", "da3_any_view")])
 def test_da3_file_in_its_official_folder_loads_and_estimates(depth_folder, repo, family):
-    from tiny_depth import write_tiny_da3
+    from testkit.tiny_depth import write_tiny_da3
 
     write_tiny_da3(depth_folder / repo / "model.safetensors", "any_view" if repo == "DA3-SMALL" else "mono")
     (model,) = _node("StereoDisparityModelLoader").execute(
@@ -229,7 +229,7 @@ def test_da3_file_in_its_official_folder_loads_and_estimates(depth_folder, repo,
 
 
 def test_screen_depth_with_a_relative_model_is_refused(depth_folder):
-    from tiny_depth import write_tiny_da3
+    from testkit.tiny_depth import write_tiny_da3
 
     write_tiny_da3(depth_folder / "DA3MONO-LARGE" / "model.safetensors", "mono")
     (model,) = _node("StereoDisparityModelLoader").execute(

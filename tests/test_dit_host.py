@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-import host_harness
-from host_harness import tiny_dit_conditioning
+from headless import comfy_host
+from testkit import tiny_models
+from testkit.tiny_models import tiny_dit_conditioning
 
 pytestmark = pytest.mark.usefixtures("pack")
 
@@ -22,7 +23,7 @@ def dits(host):
     # Built inside inference mode as the host builds checkpoints; a smaller last layer makes the
     # random denoiser smooth like a trained one.
     with torch.inference_mode():
-        return {kind: host_harness.tiny_dit(kind, output_scale=0.3) for kind in ("flux", "sd3")}
+        return {kind: tiny_models.tiny_dit(kind, output_scale=0.3) for kind in ("flux", "sd3")}
 
 
 def _node(name):
@@ -185,7 +186,7 @@ def test_patch_refuses_a_dit_whose_attention_it_cannot_reach(host):
     class OtherDiT(torch.nn.Module):
         pass
 
-    fake = host_harness.tiny_dit("flux")  # its own: the swap below must not touch the shared models
+    fake = tiny_models.tiny_dit("flux")  # its own: the swap below must not touch the shared models
     fake.model.diffusion_model = OtherDiT()
     with pytest.raises(ValueError, match=r"Flux, SD3.*OtherDiT.*cannot reach"):
         _patched(fake)
@@ -197,7 +198,7 @@ def test_patch_refuses_a_dit_whose_attention_it_cannot_reach(host):
 
 @pytest.fixture(scope="module")
 def rt(pack):
-    return host_harness.pack_submodule(pack, "nodes.inversion_runtime")
+    return comfy_host.pack_module("nodes.inversion_runtime")
 
 
 def _photo(batch=1, seed=3):
@@ -238,7 +239,7 @@ def test_inversion_follows_the_models_own_schedule_and_reconstructs(rt, dits, ki
 
 def test_null_text_runs_on_a_flow_model_with_an_unconditional_branch(rt, pack, dits):
     _, ddim, photo = _invert(rt, dits["sd3"], "ddim", 4.5)
-    ops = host_harness.pack_submodule(pack, "stereo_ops.inversion")
+    ops = comfy_host.pack_module("stereo_ops.inversion")
     settings = ops.NullTextSettings(learning_rate=0.1)
     inversion, null_text, _ = _invert(rt, dits["sd3"], "null_text", 4.5, settings=settings)
     assert len(inversion.uncond_embeddings) == STEPS
@@ -291,9 +292,9 @@ def test_every_sampler_gives_the_plain_left_view_on_flow_models(dits):
 def test_deblur_fills_the_holes_with_the_flow_models_own_noise_level(dits, pack):
     # x = (1 - sigma) x0 + sigma * noise: pure noise at sigma is sigma * noise, as for eps models,
     # and it comes from the model's own noise scaling.
-    from host_harness import pack_submodule
+    from headless.comfy_host import pack_module
 
-    runtime = pack_submodule(pack, "nodes.sampling_runtime")
+    runtime = pack_module("nodes.sampling_runtime")
 
     class ModelK:
         class inner_model:  # noqa: N801  (the host's attribute chain)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-import host_harness
-
+from bench import eval_quality as evalq
+from headless import comfy_host
 from stereo_pack.stereo_ops.synthetic_scenes import layered_scene
-
-_SPEC = importlib.util.spec_from_file_location("stereo_eval_quality", host_harness.PACK_DIR / "bench" / "eval_quality.py")
-evalq = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = evalq  # dataclasses look their module up there
-_SPEC.loader.exec_module(evalq)
 
 
 def _rows(table: str) -> dict[str, list[str]]:
@@ -101,19 +94,18 @@ def test_dataset_readers_load_middlebury_and_kitti_layouts(tmp_path):
 
 
 def test_model_methods_run_through_the_host_nodes(pack):
-    import tiny_checkpoints
+    from testkit import tiny_checkpoints
 
-    with tiny_checkpoints.fp32_text_encoders():
-        tiny = tiny_checkpoints.tiny_models()
-        tiny_checkpoints.register_model_root(tiny.root)
-        host = object.__new__(evalq.HostMethods)  # the host is already running in this process
-        import nodes
+    tiny = tiny_checkpoints.tiny_models()
+    comfy_host.add_models_folder(tiny.root)
+    host = object.__new__(evalq.HostMethods)  # the host is already running in this process
+    import nodes
 
-        host.nodes = nodes
-        host.args = argparse.Namespace(prompt="a photo", inpaint_prompt="background", steps=3, cfg=2.0,
-                                       inversion="fixed_point", seed=0)
-        host.model, host.clip, host.vae = host._load(tiny.sd15)
-        host.inpaint = (host.model, host.clip, host.vae)
+    host.nodes = nodes
+    host.args = argparse.Namespace(prompt="a photo", inpaint_prompt="background", steps=3, cfg=2.0,
+                                   inversion="fixed_point", seed=0)
+    host.model, host.clip, host.vae = host._load(tiny.sd15)
+    host.inpaint = (host.model, host.clip, host.vae)
     scene = layered_scene(64, 64, 8.0, dtype=torch.float32)
     sample = evalq.Sample("s", scene.center.image, scene.right.image, scene.disparity * 0.08 * 64)
     rows = _rows(evalq.table(evalq.evaluate(iter([sample]), {

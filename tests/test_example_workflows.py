@@ -4,48 +4,33 @@ tiny models that the host loads through its ordinary loaders; and the files stil
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-import host_harness
-import tiny_checkpoints
+from headless import comfy_host, prompt_execution, workflow_to_api
+from headless.run_workflow import workflow_key
+from testkit import tiny_checkpoints
+from tools import build_example_workflows
 
-SHIPPED = host_harness.PACK_DIR / "examples_workflows"
+SHIPPED = comfy_host.PACK_DIR / "examples_workflows"
 WORKFLOWS = sorted(p.stem for p in SHIPPED.glob("*.json"))  # file names: the titles users see
 TINY_DEPTH = "tiny_depth_anything_v2.safetensors"
 STEPS = 3
 SIZE = 64
 
 
-def load_builder():
-    path = host_harness.PACK_DIR / "tools" / "build_example_workflows.py"
-    spec = importlib.util.spec_from_file_location("stereo_build_example_workflows", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def workflow_key(title: str) -> str:
-    """The short name the headless runner accepts and the saved files start with."""
-    from stereo_pack.headless.run_workflow import workflow_key as key
-
-    return key(title)
-
-
 def test_workflows_are_shipped_with_thumbnails_under_the_runners_names():
     assert {workflow_key(t) for t in WORKFLOWS} == \
         {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo", "flux_text_to_stereo",
          "flux_photo_to_stereo", "video_to_stereo", "photo_warp_inpaint"}, WORKFLOWS
-    assert set(load_builder().WORKFLOWS) == {workflow_key(t) for t in WORKFLOWS}
+    assert set(build_example_workflows.WORKFLOWS) == {workflow_key(t) for t in WORKFLOWS}
     for name in WORKFLOWS:
         with Image.open(SHIPPED / f"{name}.jpg") as thumb:  # the template browser asks for <name>.jpg
             assert thumb.format == "JPEG" and thumb.width >= 128
@@ -66,25 +51,19 @@ def ensure_host_extra_nodes(pack) -> None:
 @pytest.fixture(scope="module")
 def converter(pack):
     ensure_host_extra_nodes(pack)
-    return host_harness.pack_submodule(pack, "headless.workflow_to_api")
-
-
-@pytest.fixture(scope="module")
-def comfy_host(pack):
-    return host_harness.pack_submodule(pack, "headless.comfy_host")
+    return workflow_to_api
 
 
 @pytest.fixture(scope="module")
 def models(host):
-    import tiny_depth
+    from testkit import tiny_depth
 
-    with tiny_checkpoints.fp32_text_encoders():
-        tiny = tiny_checkpoints.tiny_models()
-        depth = tiny.root / "depthanything" / TINY_DEPTH
-        if not depth.exists():
-            tiny_depth.write_tiny_depth_anything(depth)
-        tiny_checkpoints.register_model_root(tiny.root)
-        yield tiny
+    tiny = tiny_checkpoints.tiny_models()
+    depth = tiny.root / "depthanything" / TINY_DEPTH
+    if not depth.exists():
+        tiny_depth.write_tiny_depth_anything(depth)
+    comfy_host.add_models_folder(tiny.root)
+    yield tiny
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +85,9 @@ def io_dirs(host, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def executor(comfy_host):
+def executor(pack):
     """One executor for all workflows, as one server would: unchanged nodes come from its cache."""
-    return comfy_host.new_executor()
+    return prompt_execution.new_executor()
 
 
 def tiny_overrides(prompt: dict, models, sdxl: bool) -> dict:
@@ -141,7 +120,7 @@ def tiny_overrides(prompt: dict, models, sdxl: bool) -> dict:
 
 
 @pytest.mark.parametrize("name", [w for w in WORKFLOWS if not w.lower().startswith("video")])  # a video elsewhere
-def test_shipped_workflow_runs_end_to_end_in_the_host(name, converter, comfy_host, executor, models, io_dirs):
+def test_shipped_workflow_runs_end_to_end_in_the_host(name, converter, executor, models, io_dirs):
     import nodes
 
     workflow = json.loads((SHIPPED / f"{name}.json").read_text())
@@ -151,7 +130,7 @@ def test_shipped_workflow_runs_end_to_end_in_the_host(name, converter, comfy_hos
     prompt = tiny_overrides(prompt, models, sdxl=workflow_key(name).startswith("sdxl"))
     before = set((io_dirs / "out").rglob("*.png"))
 
-    outputs = comfy_host.run_prompt(prompt, executor)
+    outputs = prompt_execution.run_prompt(prompt, executor)
 
     ran = set(executor.caches.outputs.all_node_ids())
     assert set(prompt) <= ran, f"nodes that did not run: {set(prompt) - ran}"
@@ -175,7 +154,7 @@ def test_shipped_workflows_match_the_node_definitions(converter):
     of each node's widget values."""
     import nodes
 
-    builder = load_builder()
+    builder = build_example_workflows
     built = builder.build_all(nodes.NODE_CLASS_MAPPINGS)
     assert sorted(built) == WORKFLOWS
     for name in WORKFLOWS:
@@ -208,7 +187,7 @@ def test_runner_turns_a_folder_of_images_into_stereo_pairs(converter, models, ho
            "--checkpoint", models.sd15, "--images", str(inputs), "--output", str(out), "--prompt", "a castle",
            "--seed", "3", "--cpu", "--no-custom-nodes"] + [arg for s in sets for arg in ("--set", s)]
     env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
-    result = subprocess.run(cmd, cwd=host_harness.PACK_DIR, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(cmd, cwd=comfy_host.PACK_DIR, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     pairs = sorted(p.name for p in out.glob("*.png"))  # directly in --output: the prefix's folder is dropped
     assert [p.split("_00001_")[0] for p in pairs] == [f"{name}_first", f"{name}_second"], pairs

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-import host_harness
-import tiny_checkpoints
+from headless import prompt_execution, workflow_to_api
+from testkit import tiny_checkpoints, tiny_models
 
 
 def _link(i, a, a_slot, b, b_slot, kind):
@@ -78,13 +78,12 @@ def img2img_workflow(ckpt: str, control: str | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def headless(pack):
-    return host_harness.pack_submodule(pack, "headless.comfy_host"), host_harness.pack_submodule(pack, "headless.workflow_to_api")
+    return prompt_execution, workflow_to_api
 
 
 @pytest.fixture(scope="module")
 def models(host):
-    with tiny_checkpoints.fp32_text_encoders():
-        yield tiny_checkpoints.tiny_models()
+    yield tiny_checkpoints.tiny_models()
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +126,15 @@ def test_tiny_checkpoints_load_through_the_ordinary_loaders_as_sd15_and_sdxl(mod
     model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(models.sdxl)
     assert isinstance(model.model.model_config, sm.SDXL) and type(model.model) is comfy.model_base.SDXL
     cond = nodes.CLIPTextEncode().encode(clip, "a red house")[0]
-    assert cond[0][0].shape == (1, 77, tiny_checkpoints.TINY_SDXL_CONTEXT)
-    assert cond[0][1]["pooled_output"].shape == (1, tiny_checkpoints.TINY_SDXL_POOLED)
+    assert cond[0][0].shape == (1, 77, tiny_models.TINY_CONTEXT_DIM)
+    assert cond[0][1]["pooled_output"].shape == (1, tiny_models.TINY_POOLED_DIM)
 
     control = nodes.ControlNetLoader().load_controlnet(models.controlnet)[0]
     assert type(control).__name__ == "ControlNet"
 
 
-def _saved(comfy_host, outputs) -> list[Path]:
-    files = comfy_host.saved_files(outputs)
+def _saved(execution, outputs) -> list[Path]:
+    files = execution.saved_files(outputs)
     assert files and all(f.is_file() for f in files)
     return files
 
@@ -143,24 +142,24 @@ def _saved(comfy_host, outputs) -> list[Path]:
 def test_ui_workflow_runs_in_the_host_executor(headless, models, executor, io_dirs):
     import nodes
 
-    comfy_host, converter = headless
+    execution, converter = headless
     for ckpt in (models.sd15, models.sdxl):
         prompt = converter.workflow_to_api(img2img_workflow(ckpt), nodes.NODE_CLASS_MAPPINGS)
         assert prompt["6"]["inputs"]["seed"] == 5 and prompt["6"]["inputs"]["denoise"] == 0.8
-        (saved,) = _saved(comfy_host, comfy_host.run_prompt(prompt, executor))
+        (saved,) = _saved(execution, execution.run_prompt(prompt, executor))
         assert Image.open(saved).size == (96, 64)
 
 
 def test_controlnet_changes_the_result(headless, models, executor, io_dirs):
     import nodes
 
-    comfy_host, converter = headless
+    execution, converter = headless
     images = []
     for strength in (0.0, 1.0):
         graph = img2img_workflow(models.sd15, control=models.controlnet)
         next(n for n in graph["nodes"] if n["id"] == 10)["widgets_values"][0] = strength
         prompt = converter.workflow_to_api(graph, nodes.NODE_CLASS_MAPPINGS)
-        (saved,) = _saved(comfy_host, comfy_host.run_prompt(prompt, executor))
+        (saved,) = _saved(execution, execution.run_prompt(prompt, executor))
         images.append(np.asarray(Image.open(saved), dtype=np.float32))
     assert np.abs(images[0] - images[1]).mean() > 1.0
 
@@ -168,7 +167,7 @@ def test_controlnet_changes_the_result(headless, models, executor, io_dirs):
 def test_validation_errors_are_reported_with_the_node(headless, models, io_dirs):
     import nodes
 
-    comfy_host, converter = headless
+    execution, converter = headless
     prompt = converter.workflow_to_api(img2img_workflow("no_such_model.safetensors"), nodes.NODE_CLASS_MAPPINGS)
-    with pytest.raises(comfy_host.PromptError, match=r"node 1 \(CheckpointLoaderSimple\).*no_such_model"):
-        comfy_host.run_prompt(prompt)
+    with pytest.raises(execution.PromptError, match=r"node 1 \(CheckpointLoaderSimple\).*no_such_model"):
+        execution.run_prompt(prompt)

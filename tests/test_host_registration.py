@@ -35,7 +35,7 @@ def test_split_and_join_round_trip_through_the_host_node_api(pack):
 
 def test_tiny_models_sample_in_the_host(tiny_sd15, tiny_sdxl):
     import comfy.sample
-    from host_harness import tiny_conditioning
+    from testkit.tiny_models import tiny_conditioning
 
     for model, kind in ((tiny_sd15, "sd15"), (tiny_sdxl, "sdxl")):
         latent = torch.zeros(1, 4, 8, 12)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from host_harness import tiny_conditioning, tiny_model
+from testkit.tiny_models import tiny_conditioning, tiny_model
 
 pytestmark = pytest.mark.usefixtures("pack")
 

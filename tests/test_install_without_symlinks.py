@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-import host_harness
+from headless import comfy_host
 from browser_harness import ServerEnvironmentError, http_json, start_server, stop_server
 
 PACK_NAME = "ComfyUI-StereoDiffusion"
@@ -25,13 +25,13 @@ def install(host, tmp_path_factory):
     committed HEAD of this repository."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=host_harness.PACK_DIR,
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=comfy_host.PACK_DIR,
                             capture_output=True, text=True)
     if inside.returncode != 0:
         pytest.skip("the pack is not a git checkout: nothing to clone")
     base = tmp_path_factory.mktemp("comfy-no-symlinks")
     clone = base / "custom_nodes" / PACK_NAME
-    subprocess.run(["git", "-c", "core.symlinks=false", "clone", "--quiet", str(host_harness.PACK_DIR), str(clone)],
+    subprocess.run(["git", "-c", "core.symlinks=false", "clone", "--quiet", str(comfy_host.PACK_DIR), str(clone)],
                    check=True, capture_output=True, text=True)
     return base, clone
 

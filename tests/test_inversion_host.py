@@ -12,8 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import host_harness
-from host_harness import tiny_conditioning
+from headless import comfy_host
+from testkit import tiny_models
+from testkit.random_weights import fill_random
+from testkit.tiny_models import tiny_conditioning
 
 CFG = 7.5
 STEPS = 10
@@ -21,7 +23,7 @@ STEPS = 10
 
 def tame_model(kind: str = "sd15", prediction: str = "eps", output_scale: float = 0.1):
     with torch.inference_mode():
-        model = host_harness.tiny_model(kind, prediction=prediction)
+        model = tiny_models.tiny_model(kind, prediction=prediction)
         out = model.model.diffusion_model.out[-1]
         out.weight.mul_(output_scale)
         out.bias.mul_(output_scale)
@@ -40,12 +42,12 @@ def conds(kind="sd15", batch=1):
 
 @pytest.fixture(scope="module")
 def rt(pack):
-    return host_harness.pack_submodule(pack, "nodes.inversion_runtime")
+    return comfy_host.pack_module("nodes.inversion_runtime")
 
 
 @pytest.fixture(scope="module")
 def ops(pack):
-    return host_harness.pack_submodule(pack, "stereo_ops.inversion")
+    return comfy_host.pack_module("stereo_ops.inversion")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_null_text_embeddings_are_per_step_per_photo_and_leave_the_shared_model_
         settings=rt.inv.NullTextSettings(inner_steps=5),
     )
     assert len(inversion.uncond_embeddings) == STEPS
-    assert all(e.shape == (2, 77, host_harness.TINY_CONTEXT_DIM) for e in inversion.uncond_embeddings)
+    assert all(e.shape == (2, 77, tiny_models.TINY_CONTEXT_DIM) for e in inversion.uncond_embeddings)
     assert not torch.equal(inversion.uncond_embeddings[0], inversion.uncond_embeddings[-1])  # optimised per step
     assert report.inner_steps and all(1 <= n <= 5 for n in report.inner_steps)
     assert reconstruction.shape == latent.shape
@@ -246,7 +248,7 @@ def test_a_longer_negative_prompt_is_optimised_at_its_own_length(rt, ops, sd15):
     inversion, _, reconstruction = run(
         rt, sd15, "null_text", latent, positive, negative, steps=3, settings=ops.NullTextSettings(inner_steps=1)
     )
-    assert inversion.uncond_embeddings[0].shape == (1, 154, host_harness.TINY_CONTEXT_DIM)
+    assert inversion.uncond_embeddings[0].shape == (1, 154, tiny_models.TINY_CONTEXT_DIM)
     assert reconstruction.shape == latent.shape and torch.isfinite(reconstruction).all()
 
 
@@ -306,7 +308,7 @@ def test_an_inversion_used_with_other_weights_patches_or_prompts_is_refused(rt, 
     _stereo_from_photo(pack, patched, inversion, latent, positive, negative)
     other_weights = tame_model("sd15")
     with torch.inference_mode():
-        host_harness.init_weights(other_weights.model.diffusion_model, seed=7)
+        fill_random(other_weights.model.diffusion_model, seed=7)
     lora_like = sd15.clone()
     key = next(k for k in lora_like.model_state_dict() if k.endswith("out.2.weight"))
     lora_like.add_patches({key: (torch.ones_like(lora_like.model_state_dict()[key]) * 0.05,)}, 1.0)

@@ -1,7 +1,7 @@
 """Our networks against the official implementations, same random weights, non-square inputs.
 
 Runs only when the official repositories are available locally (their code is not part of this
-project; see tests/official_models.py):
+project; see testkit/official_models.py):
 
     STEREO_OFFICIAL_DA2=<Depth-Anything-V2 checkout> STEREO_OFFICIAL_DA1=<Depth-Anything checkout> \
     STEREO_OFFICIAL_MIDAS=<MiDaS checkout> STEREO_OFFICIAL_DA3=<Depth-Anything-3 checkout> \
@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("timm")
 
-from official_models import (  # noqa: E402
+from testkit.official_models import (  # noqa: E402
     DA3_VARIANTS,
     ENV,
     FINAL_BIAS,

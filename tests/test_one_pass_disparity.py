@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from host_harness import tiny_conditioning
+from testkit.tiny_models import tiny_conditioning
 
 pytest.importorskip("timm")
 pytestmark = pytest.mark.usefixtures("pack")
@@ -25,7 +25,7 @@ def _node(node_id):
 def depth_model(pack, tmp_path_factory):
     import folder_paths
 
-    from tiny_depth import write_tiny_depth_anything
+    from testkit.tiny_depth import write_tiny_depth_anything
 
     folder = tmp_path_factory.mktemp("depthanything")
     write_tiny_depth_anything(folder / "tiny_depth.safetensors")
@@ -45,10 +45,10 @@ def vae(host):
     import comfy.sd
     from comfy.taesd.taesd import TAESD
 
-    from host_harness import init_weights
+    from testkit.random_weights import fill_random
 
     decoder = TAESD(latent_channels=4)
-    init_weights(decoder, seed=3)
+    fill_random(decoder, seed=3)
     return comfy.sd.VAE(sd=decoder.state_dict())
 
 
@@ -99,11 +99,11 @@ def test_the_map_is_the_estimate_of_the_decoded_prediction_before_the_shift(tiny
 
 
 def test_refresh_estimates_again_at_every_spsmd_step_and_only_there(pack, tiny_sd15, depth_model, vae, monkeypatch):
-    from host_harness import pack_submodule
+    from headless.comfy_host import pack_module
 
     seen = Predictions(monkeypatch)
     calls = []
-    disparity_nodes = pack_submodule(pack, "nodes.depth")
+    disparity_nodes = pack_module("nodes.depth")
     original = disparity_nodes.run_disparity_model
 
     def counting(disparity_model, image, *args, **kwargs):

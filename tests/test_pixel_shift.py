@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from paper_reference import reference_right_view
+from testkit.paper_reference import reference_right_view
 from stereo_pack.stereo_ops import (
     displacement,
     stereo_pixel_shift,

@@ -9,7 +9,7 @@ checks every sampler once with the split-eye batch layout, where bit-identity is
 import pytest
 import torch
 
-from host_harness import tiny_conditioning
+from testkit.tiny_models import tiny_conditioning
 
 pytestmark = pytest.mark.usefixtures("pack")
 

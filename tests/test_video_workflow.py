@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-import host_harness
-import tiny_checkpoints
+from headless import comfy_host, prompt_execution, workflow_to_api
+from testkit import tiny_checkpoints
 
-SHIPPED = host_harness.PACK_DIR / "examples_workflows" / "Video to stereo (side by side).json"
+SHIPPED = comfy_host.PACK_DIR / "examples_workflows" / "Video to stereo (side by side).json"
 TINY_DA3 = "DA3MONO-LARGE/model.safetensors"  # the shipped file name, holding a tiny network
 FRAMES, FPS, W, H = 3, 8, 64, 40
 
@@ -50,35 +50,32 @@ def _load_host_video_nodes(host) -> None:
 @pytest.fixture()
 def setup(host, pack, tmp_path):
     import folder_paths
-    import tiny_depth
+    from testkit import tiny_depth
 
     _load_host_video_nodes(host)
-    with tiny_checkpoints.fp32_text_encoders():
-        tiny = tiny_checkpoints.tiny_models()
-        da3 = tiny.root / "depthanything" / TINY_DA3
-        if not da3.exists():
-            tiny_depth.write_tiny_da3(da3, "mono")
-        tiny_checkpoints.register_model_root(tiny.root)
-        (tmp_path / "in").mkdir()
-        (tmp_path / "out").mkdir()
-        _write_clip(tmp_path / "in" / "example.mp4")
-        old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-        folder_paths.set_input_directory(str(tmp_path / "in"))
-        folder_paths.set_output_directory(str(tmp_path / "out"))
-        try:
-            yield tiny, tmp_path
-        finally:
-            folder_paths.set_input_directory(old[0])
-            folder_paths.set_output_directory(old[1])
+    tiny = tiny_checkpoints.tiny_models()
+    da3 = tiny.root / "depthanything" / TINY_DA3
+    if not da3.exists():
+        tiny_depth.write_tiny_da3(da3, "mono")
+    comfy_host.add_models_folder(tiny.root)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    _write_clip(tmp_path / "in" / "example.mp4")
+    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+    folder_paths.set_input_directory(str(tmp_path / "in"))
+    folder_paths.set_output_directory(str(tmp_path / "out"))
+    try:
+        yield tiny, tmp_path
+    finally:
+        folder_paths.set_input_directory(old[0])
+        folder_paths.set_output_directory(old[1])
 
 
 def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
     import nodes
 
     tiny, root = setup
-    converter = host_harness.pack_submodule(host_harness.load_pack(), "headless.workflow_to_api")
-    comfy_host = host_harness.pack_submodule(host_harness.load_pack(), "headless.comfy_host")
-    prompt = converter.workflow_to_api(json.loads(SHIPPED.read_text()), nodes.NODE_CLASS_MAPPINGS)
+    prompt = workflow_to_api.workflow_to_api(json.loads(SHIPPED.read_text()), nodes.NODE_CLASS_MAPPINGS)
     kinds = {node["class_type"] for node in prompt.values()}
     assert {"LoadVideo", "GetVideoComponents", "StereoEstimateDisparity", "StereoKSampler", "StereoSideBySide",
             "CreateVideo", "SaveVideo"} <= kinds
@@ -95,7 +92,7 @@ def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
             inputs["width"], inputs["height"] = W, H
         if kind == "StereoEstimateDisparity":
             inputs["resolution"] = 42
-    comfy_host.run_prompt(prompt, comfy_host.new_executor())
+    prompt_execution.run_prompt(prompt, prompt_execution.new_executor())
 
     videos = sorted((root / "out" / "video").glob("*.mp4"))
     assert [v.name for v in videos] == ["video_to_stereo_LRF_Full_SBS_00001_.mp4"]

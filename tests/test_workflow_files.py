@@ -4,7 +4,6 @@ overlaps, and the saved view shows the whole graph readably."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import shutil
@@ -12,9 +11,9 @@ import subprocess
 
 import pytest
 
-import host_harness
+from headless import comfy_host
 
-ROOT = host_harness.PACK_DIR
+ROOT = comfy_host.PACK_DIR
 SHIPPED = ROOT / "examples_workflows"  # the pack's folder
 TEMPLATES = ROOT / "example_workflows"  # the folder ComfyUI's template browser lists
 TITLES = sorted(p.stem for p in SHIPPED.glob("*.json"))
@@ -88,9 +87,7 @@ def test_every_link_record_matches_the_inputs_and_outputs_it_joins(title):
 def test_the_builder_takes_slots_from_the_node_inputs_and_keeps_widgets_out_of_the_execution_mode():
     """Nodes with a widget called `mode`, a new optional input before the linked ones, and links
     made in another order than the inputs: what a node that gains inputs looks like to the builder."""
-    spec = importlib.util.spec_from_file_location("stereo_build_example_workflows", ROOT / "tools" / "build_example_workflows.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
+    from tools import build_example_workflows as builder
 
     class Source:
         RETURN_TYPES = ("MODEL", "INT", "IMAGE")

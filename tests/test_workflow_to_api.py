@@ -2,8 +2,8 @@
 
 import pytest
 
-from stereo_pack.headless import prompt_overrides as overrides
-from stereo_pack.headless.workflow_to_api import MissingNodeError, WorkflowError, workflow_to_api
+from headless import prompt_overrides as overrides
+from headless.workflow_to_api import MissingNodeError, WorkflowError, workflow_to_api
 
 SEED = ("INT", {"default": 0, "min": 0, "max": 2**64 - 1, "control_after_generate": True})
 
@@ -164,7 +164,7 @@ def test_overrides_follow_conditioning_to_the_prompt_nodes():
 def test_dynamic_prompts_are_resolved_like_the_frontend_does():
     import random
 
-    from stereo_pack.headless.workflow_to_api import process_dynamic_prompt
+    from headless.workflow_to_api import process_dynamic_prompt
 
     rng = random.Random(0)
     assert process_dynamic_prompt("a cat // not this\n/* nor\nthis */on a mat", rng) == "a cat \non a mat"

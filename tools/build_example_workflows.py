@@ -1,7 +1,7 @@
 """Write the shipped workflows in the frontend's format, into examples_workflows/ (the pack's
 folder) and example_workflows/ (the folder ComfyUI's template browser reads), as identical files.
 
-    python tools/build_example_workflows.py [--comfyui /path/to/ComfyUI] [KEY ...]
+    python -m tools.build_example_workflows [--comfyui /path/to/ComfyUI] [KEY ...]
 
 Each workflow is described below by its nodes, widget values by input name, links by output and
 input name, and a layout by columns; widget order, input and output slots and types are read from
@@ -9,20 +9,20 @@ the node definitions of the running ComfyUI and this pack, so the files match th
 built with. The test suite rebuilds them in memory and fails when a file no longer matches.
 The file name is the title the template browser shows (it has no other metadata for a custom
 node's templates); the headless runner also accepts the short key (see headless.run_workflow).
-Thumbnails: tools/make_thumbnails.py.
+Thumbnails: python -m tools.make_thumbnails.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import uuid
-from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-ROOT = Path(__file__).resolve().parent.parent
+from headless import comfy_host
+
+ROOT = comfy_host.PACK_DIR
 # The pack's own folder (DESIGN.md) and the one the template browser lists; both are real folders
 # with the same files, because a symlink becomes a plain file on Windows and in zip installs.
 OUT_DIRS = (ROOT / "examples_workflows", ROOT / "example_workflows")
@@ -55,16 +55,6 @@ MINIMAP = (1240, 650)  # nothing may reach right of and below this point
 MIN_READABLE_SCALE = 0.62
 # LiteGraph execution modes: 0 always, 2 never (muted), 4 bypass. Shipped nodes always run.
 MODE_ALWAYS = 0
-
-
-def _import_pack_module(name: str):
-    """A pack module by file, without putting the pack root (with its `nodes` package) on sys.path."""
-    path = ROOT / Path(*name.split("."))
-    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-    spec = importlib.util.spec_from_file_location(f"stereo_tools_{name.replace('.', '_')}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _is_widget(kind: Any, options: dict) -> bool:
@@ -676,8 +666,7 @@ def main() -> None:
     parser.add_argument("--comfyui")
     parser.add_argument("keys", nargs="*", help=f"workflows to write (default: all): {', '.join(WORKFLOWS)}")
     args = parser.parse_args()
-    comfy_host = _import_pack_module("headless.comfy_host")
-    comfy_host.start_comfyui(comfy_host.find_comfyui(args.comfyui), cpu=True, custom_nodes=False)
+    comfy_host.start_comfyui(comfy_host.require_comfyui(args.comfyui), cpu=True, custom_nodes=False)
     import nodes
 
     titles = {w.title for w in WORKFLOWS.values()}

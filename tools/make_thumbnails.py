@@ -1,24 +1,23 @@
 """Draw the thumbnails of the shipped workflows: a red-cyan anaglyph of a small synthetic scene.
 
-    python tools/make_thumbnails.py   # writes <title>.jpg into examples_workflows/ and example_workflows/
+    python -m tools.make_thumbnails   # writes <title>.jpg into examples_workflows/ and example_workflows/
 
 The scene (sky, ground and three balls at different depths) is shifted into a right view with the
 pack's own Stereo Pixel Shift (subpixel), so each thumbnail is a real stereo image. ComfyUI's
 template browser shows `<file name>.jpg` next to each workflow file; the file names (the titles)
-come from tools/build_example_workflows.py.
+come from tools.build_example_workflows.
 """
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-ROOT = Path(__file__).resolve().parent.parent
+from headless import comfy_host  # noqa: F401  (registers `stereo_pack`)
+from stereo_pack.stereo_ops import stereo_pixel_shift
+from tools import build_example_workflows as builder
+
 WIDTH, HEIGHT = 384, 288
 
 # workflow key -> (caption, palette of the three balls)
@@ -32,16 +31,6 @@ THUMBNAILS = {
     "video_to_stereo": ("video → stereo", [(240, 170, 60), (110, 140, 250), (230, 100, 120)]),
     "photo_warp_inpaint": ("photo → warp + inpaint", [(240, 170, 80), (110, 200, 230), (230, 110, 120)]),
 }
-
-
-def _stereo_ops():
-    """The pack's stereo_ops, loaded without putting the pack root on sys.path."""
-    spec = importlib.util.spec_from_file_location("stereo_ops", ROOT / "stereo_ops" / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT / "stereo_ops")])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["stereo_ops"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def scene(palette) -> tuple[np.ndarray, np.ndarray]:
@@ -72,10 +61,10 @@ def anaglyph(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.stack([luma, right[..., 1], right[..., 2]], -1)
 
 
-def thumbnail(caption: str, palette, stereo_ops) -> Image.Image:
+def thumbnail(caption: str, palette) -> Image.Image:
     image, disparity = scene(palette)
     left = torch.from_numpy(image).permute(2, 0, 1)[None]
-    shifted = stereo_ops.stereo_pixel_shift(left, torch.from_numpy(disparity)[None], divergence=4.0, mode="subpixel")
+    shifted = stereo_pixel_shift(left, torch.from_numpy(disparity)[None], divergence=4.0, mode="subpixel")
     right = shifted.image[0].permute(1, 2, 0).numpy()
     holes = ~shifted.filled[0].numpy()
     right = np.where(holes[..., None], image, right)  # fill the few disocclusions from the left view
@@ -90,16 +79,7 @@ def thumbnail(caption: str, palette, stereo_ops) -> Image.Image:
     return out
 
 
-def _builder():
-    spec = importlib.util.spec_from_file_location("stereo_build_example_workflows", ROOT / "tools" / "build_example_workflows.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
-    stereo_ops = _stereo_ops()
-    builder = _builder()
     titles = {w.title for w in builder.WORKFLOWS.values()}
     for out_dir in builder.OUT_DIRS:
         out_dir.mkdir(exist_ok=True)
@@ -107,7 +87,7 @@ def main() -> None:
             if stale.stem not in titles:
                 stale.unlink()
     for key, (caption, palette) in THUMBNAILS.items():
-        image = thumbnail(caption, palette, stereo_ops)
+        image = thumbnail(caption, palette)
         for out_dir in builder.OUT_DIRS:
             path = out_dir / f"{builder.WORKFLOWS[key].title}.jpg"
             image.save(path, quality=85)

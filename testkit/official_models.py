@@ -117,20 +117,16 @@ def randomize(
     model: torch.nn.Module, final_bias: str, seed: int = 0, bias_value: float = 0.5,
     scaled: dict[str, float] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Random weights (norm weights and layer scales near 1) loaded into `model` and returned."""
-    gen = torch.Generator().manual_seed(seed)
-    sd = {}
-    for k, v in model.state_dict().items():
-        if not v.is_floating_point() or k.endswith("relative_position_index"):
-            sd[k] = v
-        elif v.ndim == 1 and ("norm" in k or "gamma" in k) and k.endswith(("weight", "gamma", "gamma_1", "gamma_2")):
-            sd[k] = 1.0 + 0.1 * torch.randn(v.shape, generator=gen)
-        else:
-            sd[k] = 0.02 * torch.randn(v.shape, generator=gen)
-    for key, factor in (scaled or {}).items():
-        if key in sd:
-            sd[key] = sd[key] * factor
-    if final_bias in sd:
-        sd[final_bias] = torch.full_like(sd[final_bias], bias_value)  # keep the last ReLU's output non-zero
-    model.load_state_dict(sd)
-    return sd
+    """testkit.random_weights in `model`, with `scaled` weights multiplied and the final bias set
+    (keeping the last ReLU's output non-zero); returns the state dict to convert for ours."""
+    from .random_weights import fill_random
+
+    fill_random(model, seed)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, factor in (scaled or {}).items():
+            if key in params:
+                params[key].mul_(factor)
+        if final_bias in params:
+            params[final_bias].fill_(bias_value)
+    return model.state_dict()

@@ -11,30 +11,18 @@ from pathlib import Path
 
 import torch
 
-import host_harness
+from headless import comfy_host  # noqa: F401  (registers `stereo_pack`)
 
-host_harness.register_pack_alias()
+from .random_weights import fill_random
 
 TINY_DEPTH_ANYTHING = dict(embed_dim=64, depth=4, num_heads=1, features=16, out_channels=(8, 16, 32, 64))
-
-
-def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            scale_like = name.endswith(("gamma", "gamma_1", "gamma_2")) or (p.ndim == 1 and "norm" in name and name.endswith("weight"))
-            if scale_like:  # layer scales and norm weights near 1 keep the residual stream alive
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-    return model.eval()
 
 
 def tiny_depth_anything(version: int = 2, seed: int = 0, **overrides) -> torch.nn.Module:
     from stereo_pack.stereo_ops.depth.depth_anything import DepthAnything, DepthAnythingConfig
 
     cfg = DepthAnythingConfig(version=version, **{**TINY_DEPTH_ANYTHING, **overrides})
-    return _randomize(DepthAnything(cfg), seed)
+    return fill_random(DepthAnything(cfg), seed).eval()
 
 
 _MIDAS_COMMON = dict(embed_dim=64, depth=4, num_heads=1, grid=4, num_classes=10, features=16)
@@ -50,7 +38,7 @@ TINY_MIDAS = {
 def tiny_midas(kind: str = "vit", seed: int = 0) -> torch.nn.Module:
     from stereo_pack.stereo_ops.depth.midas import MidasConfig, MidasDPT
 
-    model = _randomize(MidasDPT(MidasConfig(**TINY_MIDAS[kind])), seed)
+    model = fill_random(MidasDPT(MidasConfig(**TINY_MIDAS[kind])), seed).eval()
     with torch.no_grad():  # keep the final ReLU's output alive with random weights
         model.scratch.output_conv[4].bias.fill_(0.5)
     return model
@@ -67,7 +55,7 @@ TINY_DA3 = {
 def tiny_da3(kind: str = "mono", seed: int = 0) -> torch.nn.Module:
     from stereo_pack.stereo_ops.depth.da3 import DA3Config, DepthAnything3
 
-    return _randomize(DepthAnything3(DA3Config(**TINY_DA3[kind])), seed)
+    return fill_random(DepthAnything3(DA3Config(**TINY_DA3[kind])), seed).eval()
 
 
 def da3_file_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

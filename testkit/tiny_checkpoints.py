@@ -17,6 +17,8 @@
   unchanged CheckpointLoaderSimple, and samples with the host's `model_base.SDXL` (pooled text and
   size embeddings in the adm vector), which is what an SDXL workflow exercises.
 
+The SDXL and Flux shapes are those of testkit.tiny_models.
+
 - Flux (`tiny_flux.safetensors` for UNETLoader, `tiny_clip_l.safetensors` and
   `tiny_t5xxl.safetensors` for DualCLIPLoader, `tiny_flux_vae.safetensors` for VAELoader): Flux's
   detection pins hidden size 3072 and 24 heads, and its text encoders are the host's fixed CLIP-L
@@ -32,7 +34,6 @@ loaders expect; the weights are seeded random values.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ from pathlib import Path
 
 import torch
 
-import host_harness
+from .random_weights import fill_random
+from .tiny_models import TINY_CONTEXT_DIM, TINY_POOLED_DIM, TINY_SDXL_UNET, flux_config
 
 SD15_UNET = {
     "image_size": 32,
@@ -64,49 +66,21 @@ SD15_UNET = {
     "use_temporal_attention": False,
 }
 
-TINY_SDXL_CLIP_L = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+# The two SDXL text encoders' hidden states side by side are the UNet's context; the second's
+# projection is the pooled vector.
+TINY_SDXL_CLIP_L = {"hidden_size": TINY_CONTEXT_DIM // 2, "intermediate_size": 64, "num_attention_heads": 2,
                     "num_hidden_layers": 3, "projection_dim": 32, "hidden_act": "quick_gelu"}
-TINY_SDXL_CLIP_G = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
-                    "num_hidden_layers": 3, "projection_dim": 32, "hidden_act": "gelu"}
-TINY_SDXL_CONTEXT = TINY_SDXL_CLIP_L["hidden_size"] + TINY_SDXL_CLIP_G["hidden_size"]
-TINY_SDXL_POOLED = TINY_SDXL_CLIP_G["projection_dim"]
+TINY_SDXL_CLIP_G = {"hidden_size": TINY_CONTEXT_DIM // 2, "intermediate_size": 64, "num_attention_heads": 2,
+                    "num_hidden_layers": 3, "projection_dim": TINY_POOLED_DIM, "hidden_act": "gelu"}
 
-TINY_SDXL_UNET = {
-    "image_size": 32,
-    "in_channels": 4,
-    "out_channels": 4,
-    "model_channels": 32,
-    "channel_mult": [1, 2],
-    "num_res_blocks": [1, 1],
-    "transformer_depth": [0, 1],
-    "transformer_depth_output": [0, 0, 1, 1],
-    "transformer_depth_middle": 1,
-    "context_dim": TINY_SDXL_CONTEXT,
-    "num_heads": -1,
-    "num_head_channels": 16,
-    "use_spatial_transformer": True,
-    "use_linear_in_transformer": True,
-    "legacy": False,
-    "adm_in_channels": TINY_SDXL_POOLED + 6 * 256,
-    "num_classes": "sequential",
-    "use_checkpoint": False,
-    "use_temporal_resblock": False,
-    "use_temporal_attention": False,
-}
-
-TINY_FLUX_CLIP_L = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+# Flux's CLIP-L gives the pooled vector, its T5 the context.
+TINY_FLUX_CLIP_L = {"hidden_size": TINY_POOLED_DIM, "intermediate_size": 64, "num_attention_heads": 2,
                     "num_hidden_layers": 3, "projection_dim": 32, "hidden_act": "quick_gelu"}
 TINY_FLUX_T5 = {
-    "d_ff": 64, "d_kv": 16, "d_model": 32, "num_heads": 2, "num_layers": 2, "vocab_size": 32128,
+    "d_ff": 64, "d_kv": 16, "d_model": TINY_CONTEXT_DIM, "num_heads": 2, "num_layers": 2, "vocab_size": 32128,
     "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6, "model_type": "t5",
     "relative_attention_num_buckets": 32, "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
     "tie_word_embeddings": False, "initializer_factor": 1.0,
-}
-TINY_FLUX = {
-    "image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
-    "vec_in_dim": TINY_FLUX_CLIP_L["hidden_size"], "context_in_dim": TINY_FLUX_T5["d_model"], "hidden_size": 64,
-    "mlp_ratio": 2.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1, "axes_dim": [8, 12, 12],
-    "theta": 10000, "qkv_bias": True, "guidance_embed": True,
 }
 
 SD15_CHECKPOINT = "tiny_sd15.safetensors"
@@ -128,7 +102,8 @@ def _clip_config(overrides: dict) -> dict:
     return {**base, **overrides}
 
 
-def _prefixed(prefix: str, module: torch.nn.Module, dtype: torch.dtype = torch.float32) -> dict:
+def prefixed_state_dict(prefix: str, module: torch.nn.Module, dtype: torch.dtype = torch.float32) -> dict:
+    """`module`'s weights under the key group a checkpoint file keeps them in, in `dtype`."""
     return {prefix + k: v.detach().to(dtype).contiguous() for k, v in module.state_dict().items()}
 
 
@@ -137,7 +112,7 @@ def _unet(config: dict, seed: int) -> torch.nn.Module:
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
     unet = UNetModel(**config, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init)
-    host_harness.init_weights(unet, seed)
+    fill_random(unet, seed)
     return unet
 
 
@@ -145,26 +120,26 @@ def _taesd(seed: int, latent_channels: int = 4) -> torch.nn.Module:
     from comfy.taesd.taesd import TAESD
 
     vae = TAESD(latent_channels=latent_channels)
-    host_harness.init_weights(vae, seed)
+    fill_random(vae, seed)
     with torch.no_grad():
         vae.vae_scale.fill_(1.0)
         vae.vae_shift.fill_(0.0)
     return vae
 
 
-def _clip_text_model(config: dict | None, seed: int, **kwargs) -> torch.nn.Module:
+def clip_text_model(config: dict | None, seed: int, **kwargs) -> torch.nn.Module:
     """The host's CLIP text transformer (`config` None: the host's own CLIP-L json)."""
     from comfy import sd1_clip
 
     clip = sd1_clip.SDClipModel(device="cpu", dtype=torch.float32, textmodel_json_config=config, **kwargs)
-    host_harness.init_weights(clip.transformer, seed)
+    fill_random(clip.transformer, seed)
     return clip.transformer
 
 
 def sd15_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
-    sd = _prefixed("model.diffusion_model.", _unet(SD15_UNET, seed))
-    sd.update(_prefixed("cond_stage_model.transformer.", _clip_text_model(None, seed + 1), torch.float16))
-    sd.update(_prefixed("first_stage_model.", _taesd(seed + 2)))
+    sd = prefixed_state_dict("model.diffusion_model.", _unet(SD15_UNET, seed))
+    sd.update(prefixed_state_dict("cond_stage_model.transformer.", clip_text_model(None, seed + 1), torch.float16))
+    sd.update(prefixed_state_dict("first_stage_model.", _taesd(seed + 2)))
     return sd
 
 
@@ -175,19 +150,19 @@ def controlnet_sd15(seed: int = 0) -> dict[str, torch.Tensor]:
     config = {k: v for k, v in SD15_UNET.items() if k not in ("out_channels", "transformer_depth_output")}
     net = comfy.cldm.cldm.ControlNet(hint_channels=3, **config, dtype=torch.float32, device="cpu",
                                      operations=comfy.ops.disable_weight_init)
-    host_harness.init_weights(net, seed)
+    fill_random(net, seed)
     # The zero convolutions start at zero in real ControlNets; non-zero ones make the control
     # visible in the output, which is what a test wants to see.
-    return _prefixed("control_model.", net)
+    return prefixed_state_dict("control_model.", net)
 
 
 def sdxl_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
-    sd = _prefixed("model.diffusion_model.", _unet(TINY_SDXL_UNET, seed))
-    sd.update(_prefixed("conditioner.embedders.0.transformer.",
-                        _clip_text_model(_clip_config(TINY_SDXL_CLIP_L), seed + 1)))
-    sd.update(_prefixed("conditioner.embedders.1.model.transformer.",
-                        _clip_text_model(_clip_config(TINY_SDXL_CLIP_G), seed + 2)))
-    sd.update(_prefixed("first_stage_model.", _taesd(seed + 3)))
+    sd = prefixed_state_dict("model.diffusion_model.", _unet(TINY_SDXL_UNET, seed))
+    sd.update(prefixed_state_dict("conditioner.embedders.0.transformer.",
+                        clip_text_model(_clip_config(TINY_SDXL_CLIP_L), seed + 1)))
+    sd.update(prefixed_state_dict("conditioner.embedders.1.model.transformer.",
+                        clip_text_model(_clip_config(TINY_SDXL_CLIP_G), seed + 2)))
+    sd.update(prefixed_state_dict("first_stage_model.", _taesd(seed + 3)))
     return sd
 
 
@@ -217,15 +192,10 @@ def register_tiny_sdxl() -> type:
             self.dtypes = {dtype}
 
     class TinySDXL(sm.SDXL):
-        unet_config = {
-            "model_channels": TINY_SDXL_UNET["model_channels"],
-            "use_linear_in_transformer": True,
-            "transformer_depth": [0, 1],
-            "context_dim": TINY_SDXL_CONTEXT,
-            "adm_in_channels": TINY_SDXL_UNET["adm_in_channels"],
-            "use_temporal_attention": False,
-        }
-        unet_extra_config = {"num_heads": -1, "num_head_channels": 16}
+        # What detection matches in a file's keys, and what it cannot read from them.
+        unet_config = {k: TINY_SDXL_UNET[k] for k in ("model_channels", "use_linear_in_transformer", "transformer_depth",
+                                                      "context_dim", "adm_in_channels", "use_temporal_attention")}
+        unet_extra_config = {k: TINY_SDXL_UNET[k] for k in ("num_heads", "num_head_channels")}
 
         def clip_target(self, state_dict={}):
             return comfy.supported_models_base.ClipTarget(sdxl_clip.SDXLTokenizer, TinySDXLClipModel)
@@ -236,14 +206,7 @@ def register_tiny_sdxl() -> type:
 
 
 def _flux_params() -> dict:
-    import inspect
-
-    import comfy.ldm.flux.model
-
-    params = {k: v for k, v in TINY_FLUX.items() if k != "image_model"}
-    if "txt_ids_dims" in inspect.signature(comfy.ldm.flux.model.FluxParams).parameters:
-        params["txt_ids_dims"] = []
-    return params
+    return {k: v for k, v in flux_config().items() if k != "image_model"}
 
 
 def flux_diffusion_model(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -253,12 +216,12 @@ def flux_diffusion_model(seed: int = 0) -> dict[str, torch.Tensor]:
 
     model = comfy.ldm.flux.model.Flux(**_flux_params(), dtype=torch.float32, device="cpu",
                                       operations=comfy.ops.disable_weight_init)
-    host_harness.init_weights(model, seed)
-    return _prefixed("", model)
+    fill_random(model, seed)
+    return prefixed_state_dict("", model)
 
 
 def flux_clip_l(seed: int = 0) -> dict[str, torch.Tensor]:
-    return _prefixed("", _clip_text_model(_clip_config(TINY_FLUX_CLIP_L), seed))
+    return prefixed_state_dict("", clip_text_model(_clip_config(TINY_FLUX_CLIP_L), seed))
 
 
 def flux_t5(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -267,12 +230,12 @@ def flux_t5(seed: int = 0) -> dict[str, torch.Tensor]:
 
     t5 = sd1_clip.SDClipModel(device="cpu", dtype=torch.float32, textmodel_json_config=TINY_FLUX_T5,
                               special_tokens={"end": 1, "pad": 0}, model_class=comfy.text_encoders.t5.T5)
-    host_harness.init_weights(t5.transformer, seed)
-    return _prefixed("", t5.transformer)
+    fill_random(t5.transformer, seed)
+    return prefixed_state_dict("", t5.transformer)
 
 
 def flux_vae(seed: int = 0) -> dict[str, torch.Tensor]:
-    return _prefixed("", _taesd(seed, latent_channels=16))
+    return prefixed_state_dict("", _taesd(seed, latent_channels=16))
 
 
 _TINY_FLUX_CLASS = None
@@ -343,32 +306,12 @@ def write_tiny_models(root: Path) -> TinyModels:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             save_file(make(), str(path))
-    register_model_root(root)
+    from headless.comfy_host import add_models_folder
+
+    add_models_folder(root)
     register_tiny_sdxl()
     register_tiny_flux()
     return TinyModels(root=root)
-
-
-def register_model_root(root: Path) -> None:
-    """Make root/<folder> the first place the host's loaders look for each folder found there."""
-    import folder_paths
-
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        folder_paths.add_model_folder_path(folder.name, str(folder), is_default=True)
-
-
-@contextlib.contextmanager
-def fp32_text_encoders():
-    """The host's --fp32-text-enc while loading: its float16 default is very slow on a CPU."""
-    import comfy.cli_args
-
-    args = comfy.cli_args.args
-    old = args.fp32_text_enc
-    args.fp32_text_enc = True
-    try:
-        yield
-    finally:
-        args.fp32_text_enc = old
 
 
 _WRITTEN: TinyModels | None = None
