@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import host_harness
-import tiny_checkpoints
-from stereo_pack.headless import prompt_checks as checks
-from stereo_pack.headless import prompt_overrides as overrides
-from stereo_pack.headless.console_progress import ConsoleProgress
-from stereo_pack.headless.workflow_to_api import set_widget_values, workflow_to_api
+from headless import comfy_host
+from headless import prompt_checks as checks
+from headless import prompt_overrides as overrides
+from headless import run_workflow as runner
+from headless.console_progress import ConsoleProgress
+from headless.workflow_to_api import set_widget_values, workflow_to_api
+from testkit import tiny_checkpoints
 
 TINY_DEPTH = "tiny_depth_anything_v2.safetensors"
 SIZE = 64
@@ -147,10 +148,9 @@ def test_console_progress_names_the_node_and_logs_every_tenth_when_not_on_a_term
 
 @pytest.fixture(scope="module")
 def models(host):
-    import tiny_depth
+    from testkit import tiny_depth
 
-    with tiny_checkpoints.fp32_text_encoders():
-        tiny = tiny_checkpoints.tiny_models()
+    tiny = tiny_checkpoints.tiny_models()
     depth = tiny.root / "depthanything" / TINY_DEPTH
     if not depth.exists():
         tiny_depth.write_tiny_depth_anything(depth)
@@ -182,7 +182,7 @@ def run_cli(host, models, *args) -> subprocess.CompletedProcess:
            "--models", str(models.root), "--no-custom-nodes", *args]
     env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
     env["CUDA_VISIBLE_DEVICES"] = ""  # the machine a user runs this on may have no GPU at all
-    return subprocess.run(cmd, cwd=host_harness.PACK_DIR, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(cmd, cwd=comfy_host.PACK_DIR, capture_output=True, text=True, timeout=600, env=env)
 
 
 def only_host_import_tracebacks(stderr: str) -> bool:
@@ -252,6 +252,19 @@ def test_dry_run_prints_the_checked_prompt_and_runs_nothing(host, models, photo,
     assert "missing.safetensors" in result.stderr.splitlines()[-1] or "missing.safetensors" in result.stderr
 
 
+def test_the_runner_also_runs_as_a_script_from_comfyuis_folder(host, models, photo):
+    """`python custom_nodes/<pack>/headless/run_workflow.py` from ComfyUI's folder: the host is the
+    current folder, and the pack's nodes are there to check the prompt against."""
+    cmd = [sys.executable, str(comfy_host.PACK_DIR / "headless" / "run_workflow.py"), "photo_to_stereo",
+           "--models", str(models.root), "--no-custom-nodes", "--cpu", "--image", str(photo), "--dry-run",
+           "--checkpoint", models.sd15, *tiny_settings(models)]
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    result = subprocess.run(cmd, cwd=host, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stderr.splitlines()[-1] == "dry run: 1 prompt(s) checked, nothing was run"
+    assert '"class_type": "StereoKSampler"' in result.stdout
+
+
 def test_a_failing_node_is_one_readable_line_and_a_non_zero_exit(host, models, photo, tmp_path):
     sets = tiny_settings(models) + ["--set", "Load Disparity Model.model_name=depthanything/depth_anything_v2_vitl.pth"]
     result = run_cli(host, models, "--image", str(photo), "--output", str(tmp_path / "out"), "--cpu",
@@ -271,7 +284,6 @@ def test_a_failing_node_is_one_readable_line_and_a_non_zero_exit(host, models, p
 def test_input_image_size_follows_the_exif_orientation_as_load_image_does(pack, tmp_path, monkeypatch):
     import folder_paths
 
-    runner = host_harness.pack_submodule(pack, "headless.run_workflow")
     image = Image.new("RGB", (40, 24))
     exif = image.getexif()
     exif[0x0112] = 6  # rotate 90 degrees for display
