@@ -19,6 +19,9 @@
 
 The SDXL and Flux shapes are those of testkit.tiny_models.
 
+- `depthanything/tiny_depth_anything_v2.safetensors`: testkit.tiny_depth's Depth Anything V2, for
+  Load Disparity Model (`TinyModels.depth_model_name`).
+
 - Flux (`tiny_flux.safetensors` for UNETLoader, `tiny_clip_l.safetensors` and
   `tiny_t5xxl.safetensors` for DualCLIPLoader, `tiny_flux_vae.safetensors` for VAELoader): Flux's
   detection pins hidden size 3072 and 24 heads, and its text encoders are the host's fixed CLIP-L
@@ -90,6 +93,7 @@ FLUX_T5 = "tiny_t5xxl.safetensors"
 FLUX_VAE = "tiny_flux_vae.safetensors"
 SDXL_CHECKPOINT = "tiny_sdxl.safetensors"
 SD15_CONTROLNET = "tiny_controlnet_sd15.safetensors"
+DEPTH_MODEL = "tiny_depth_anything_v2.safetensors"
 
 
 def _clip_config(overrides: dict) -> dict:
@@ -286,11 +290,19 @@ class TinyModels:
     flux_clip_l: str = FLUX_CLIP_L
     flux_t5: str = FLUX_T5
     flux_vae: str = FLUX_VAE
+    depth: str = DEPTH_MODEL
+
+    @property
+    def depth_model_name(self) -> str:
+        """The depth file as Load Disparity Model names it."""
+        return f"depthanything/{self.depth}"
 
 
 def write_tiny_models(root: Path) -> TinyModels:
-    """Write every tiny model file under root/<folder>/ and register the folders with the host."""
+    """Write every tiny model file under root/<folder>/ and add the tiny families to the host."""
     from safetensors.torch import save_file
+
+    from .tiny_depth import write_tiny_depth_anything
 
     files = {
         ("checkpoints", SD15_CHECKPOINT): sd15_checkpoint,
@@ -306,9 +318,8 @@ def write_tiny_models(root: Path) -> TinyModels:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             save_file(make(), str(path))
-    from headless.comfy_host import add_models_folder
-
-    add_models_folder(root)
+    if not (root / "depthanything" / DEPTH_MODEL).exists():
+        write_tiny_depth_anything(root / "depthanything" / DEPTH_MODEL)
     register_tiny_sdxl()
     register_tiny_flux()
     return TinyModels(root=root)
@@ -318,10 +329,14 @@ _WRITTEN: TinyModels | None = None
 
 
 def tiny_models() -> TinyModels:
-    """The tiny model files, written once per test process into a temporary models folder."""
+    """The tiny model files, written once per test process into a temporary models folder, which
+    the host's loaders search first (again at every call: a test may have reset its folders)."""
+    from headless.comfy_host import add_models_folder
+
     global _WRITTEN
     if _WRITTEN is None:
         root = Path(tempfile.mkdtemp(prefix="stereo-tiny-models-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
         _WRITTEN = write_tiny_models(root)
+    add_models_folder(_WRITTEN.root)
     return _WRITTEN

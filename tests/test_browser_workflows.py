@@ -19,7 +19,7 @@ from testkit import tiny_checkpoints
 from browser_harness import (  # noqa: F401  (comfy_page is a fixture)
     ServerEnvironmentError, browser_unavailable_reason, comfy_page, http_json, start_server, stop_server,
 )
-from test_example_workflows import SHIPPED, TINY_DEPTH, WORKFLOWS, ensure_host_extra_nodes
+from test_example_workflows import SHIPPED, WORKFLOWS, ensure_host_extra_nodes
 
 pytestmark = pytest.mark.browser
 
@@ -116,8 +116,6 @@ SET_WIDGETS = """(widgets) => {
 def comfy_server(host, tmp_path_factory):
     """The harness' server, with tiny models in its models folders, an example image in its input
     folder and the tiny SDXL family registered, all in place before the frontend loads."""
-    from testkit import tiny_depth
-
     reason = browser_unavailable_reason()
     if reason:
         pytest.skip(f"!!! browser tests SKIPPED: {reason} !!!")
@@ -126,10 +124,9 @@ def comfy_server(host, tmp_path_factory):
     models = base / "models"
     for folder, name in (("checkpoints", tiny.sd15), ("checkpoints", tiny.sdxl), ("controlnet", tiny.controlnet),
                          ("diffusion_models", tiny.flux_unet), ("text_encoders", tiny.flux_clip_l),
-                         ("text_encoders", tiny.flux_t5), ("vae", tiny.flux_vae)):
+                         ("text_encoders", tiny.flux_t5), ("vae", tiny.flux_vae), ("depthanything", tiny.depth)):
         (models / folder).mkdir(parents=True, exist_ok=True)
         (models / folder / name).symlink_to(tiny.root / folder / name)
-    tiny_depth.write_tiny_depth_anything(models / "depthanything" / TINY_DEPTH)
     (base / "input").mkdir()
     y, x = np.mgrid[0:96, 0:96]
     photo = np.stack([x * 2.5, y * 3.0, (x + y) * 1.4], -1).clip(0, 255).astype(np.uint8)
@@ -165,7 +162,7 @@ def widget_overrides(tiny, sdxl: bool) -> dict:
         "clip_name1": tiny.flux_clip_l,
         "clip_name2": tiny.flux_t5,
         "vae_name": tiny.flux_vae,
-        "StereoDisparityModelLoader.model_name": f"depthanything/{TINY_DEPTH}",
+        "StereoDisparityModelLoader.model_name": tiny.depth_model_name,
         "download_if_missing": False,
         "steps": 3,
         "inner_steps": 1,

@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from bench import eval_quality as evalq
-from headless import comfy_host
 from stereo_pack.stereo_ops.synthetic_scenes import layered_scene
 
 
@@ -97,7 +96,6 @@ def test_model_methods_run_through_the_host_nodes(pack):
     from testkit import tiny_checkpoints
 
     tiny = tiny_checkpoints.tiny_models()
-    comfy_host.add_models_folder(tiny.root)
     host = object.__new__(evalq.HostMethods)  # the host is already running in this process
     import nodes
 

@@ -21,7 +21,6 @@ from tools import build_example_workflows
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows"
 WORKFLOWS = sorted(p.stem for p in SHIPPED.glob("*.json"))  # file names: the titles users see
-TINY_DEPTH = "tiny_depth_anything_v2.safetensors"
 STEPS = 3
 SIZE = 64
 
@@ -56,14 +55,7 @@ def converter(pack):
 
 @pytest.fixture(scope="module")
 def models(host):
-    from testkit import tiny_depth
-
-    tiny = tiny_checkpoints.tiny_models()
-    depth = tiny.root / "depthanything" / TINY_DEPTH
-    if not depth.exists():
-        tiny_depth.write_tiny_depth_anything(depth)
-    comfy_host.add_models_folder(tiny.root)
-    yield tiny
+    return tiny_checkpoints.tiny_models()
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +97,7 @@ def tiny_overrides(prompt: dict, models, sdxl: bool) -> dict:
         if kind == "VAELoader":
             inputs["vae_name"] = models.flux_vae
         if kind == "StereoDisparityModelLoader":
-            inputs["model_name"] = f"depthanything/{TINY_DEPTH}"
+            inputs["model_name"] = models.depth_model_name
             inputs["download_if_missing"] = False
         if "steps" in inputs:
             inputs["steps"] = STEPS

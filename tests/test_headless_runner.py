@@ -23,7 +23,6 @@ from headless.console_progress import ConsoleProgress
 from headless.workflow_to_api import set_widget_values, workflow_to_api
 from testkit import tiny_checkpoints
 
-TINY_DEPTH = "tiny_depth_anything_v2.safetensors"
 SIZE = 64
 
 
@@ -148,13 +147,7 @@ def test_console_progress_names_the_node_and_logs_every_tenth_when_not_on_a_term
 
 @pytest.fixture(scope="module")
 def models(host):
-    from testkit import tiny_depth
-
-    tiny = tiny_checkpoints.tiny_models()
-    depth = tiny.root / "depthanything" / TINY_DEPTH
-    if not depth.exists():
-        tiny_depth.write_tiny_depth_anything(depth)
-    return tiny
+    return tiny_checkpoints.tiny_models()
 
 
 @pytest.fixture()
@@ -171,7 +164,7 @@ def tiny_settings(models) -> list[str]:
     """The photo workflow made small, every node named as the UI shows it."""
     sets = [
         "Stereo Null-Text Inversion.steps=3", "Stereo Null-Text Inversion.inner_steps=1", "Stereo KSampler.steps=3",
-        f"Load Disparity Model.model_name=depthanything/{TINY_DEPTH}", "Load Disparity Model.download_if_missing=false",
+        f"Load Disparity Model.model_name={models.depth_model_name}", "Load Disparity Model.download_if_missing=false",
         "Estimate Disparity.resolution=56", f"ImageScale.width={SIZE}",
     ]
     return [arg for s in sets for arg in ("--set", s)]

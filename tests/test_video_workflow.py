@@ -57,7 +57,6 @@ def setup(host, pack, tmp_path):
     da3 = tiny.root / "depthanything" / TINY_DA3
     if not da3.exists():
         tiny_depth.write_tiny_da3(da3, "mono")
-    comfy_host.add_models_folder(tiny.root)
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     _write_clip(tmp_path / "in" / "example.mp4")
