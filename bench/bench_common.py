@@ -87,6 +87,16 @@ def peaks_in_fresh_processes(module: str, names, args: list[str]) -> dict[str, f
     return peaks
 
 
+def print_time_and_peak_table(times: dict[str, float], peaks: dict[str, float], base: str) -> None:
+    """A Markdown table of each configuration's median time and peak memory, each also as a ratio
+    to the configuration `base`."""
+    print("| run | time | time ratio | peak memory | memory ratio |")
+    print("|---|---|---|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds * 1e3:.0f} ms | {seconds / times[base]:.2f}x "
+              f"| {peaks[name]:.1f} MiB | {peaks[name] / max(peaks[base], 1e-9):.2f}x |")
+
+
 def print_peak(fn: Callable[[], object]) -> None:
     """The child side of peaks_in_fresh_processes."""
     print(json.dumps({"peak_mib": peak_mib(fn)}))

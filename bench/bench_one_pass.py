@@ -84,9 +84,9 @@ def main() -> None:
     def eyes(mode):
         return lambda: node["StereoKSampler"].execute(**common, disparity=disparity, eyes=mode)
 
+    batch = {"plain KSampler, batch 2": plain_batch_2, "StereoKSampler, eyes batched": eyes("batched"),
+             "StereoKSampler, eyes separate": eyes("separate")}
     if args.peak_of:
-        batch = {"plain KSampler, batch 2": plain_batch_2, "StereoKSampler, eyes batched": eyes("batched"),
-                 "StereoKSampler, eyes separate": eyes("separate")}
         bench_common.print_peak(batch[args.peak_of])
         return
     print(f"tiny SD1.5 UNet + tiny Depth Anything + TAESD, CPU, {torch.get_num_threads()} thread(s), "
@@ -95,16 +95,11 @@ def main() -> None:
     print("| text to stereo | time | ratio |\n|---|---|---|")
     for name, t in passes.items():
         print(f"| {name} | {t * 1e3:.0f} ms | {t / passes['two passes']:.2f}x |")
-    batch = {"plain KSampler, batch 2": plain_batch_2, "StereoKSampler, eyes batched": eyes("batched"),
-             "StereoKSampler, eyes separate": eyes("separate")}
     timed = bench_common.interleaved(batch, args.repeats)
     peaks = bench_common.peaks_in_fresh_processes(
         "bench.bench_one_pass", batch, ["--steps", str(steps), "--size", str(size), "--threads", str(args.threads)])
-    base = "plain KSampler, batch 2"
-    print("\n| run | time | time ratio | peak memory | memory ratio |\n|---|---|---|---|---|")
-    for name in batch:
-        print(f"| {name} | {timed[name] * 1e3:.0f} ms | {timed[name] / timed[base]:.2f}x | "
-              f"{peaks[name]:.1f} MiB | {peaks[name] / max(peaks[base], 1e-9):.2f}x |")
+    print()
+    bench_common.print_time_and_peak_table(timed, peaks, base="plain KSampler, batch 2")
 
 
 if __name__ == "__main__":

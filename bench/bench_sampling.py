@@ -65,14 +65,9 @@ def main() -> None:
     times = bench_common.interleaved(runs, args.repeats)
     peaks = bench_common.peaks_in_fresh_processes(
         "bench.bench_sampling", runs, ["--steps", str(args.steps), "--size", str(args.size), "--threads", str(args.threads)])
-    base = CONFIGS[0]
     print(f"tiny SD1.5 UNet, CPU, {torch.get_num_threads()} thread(s), {args.steps} steps euler, cfg 7, "
           f"one pair of {args.size * 8}x{args.size * 8} px, median of {args.repeats} interleaved runs")
-    print("| run | time | time ratio | peak memory | memory ratio |")
-    print("|---|---|---|---|---|")
-    for name in runs:
-        print(f"| {name} | {times[name] * 1e3:.0f} ms | {times[name] / times[base]:.2f}x "
-              f"| {peaks[name]:.1f} MiB | {peaks[name] / max(peaks[base], 1e-9):.2f}x |")
+    bench_common.print_time_and_peak_table(times, peaks, base=CONFIGS[0])
 
 
 if __name__ == "__main__":

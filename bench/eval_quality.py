@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from headless import comfy_host  # noqa: F401  (registers `stereo_pack`)
+from headless import comfy_host  # also registers `stereo_pack`
 from stereo_pack.stereo_ops.pixel_shift import stereo_pixel_shift
 from stereo_pack.stereo_ops.synthetic_scenes import layered_scene
 from stereo_pack.stereo_ops.warp import stereo_warp
@@ -255,8 +255,6 @@ class HostMethods:
     """The model-based methods, run through the ComfyUI host's own nodes in this process."""
 
     def __init__(self, comfyui: str | None, checkpoint: str, inpaint_checkpoint: str | None, args):
-        from headless import comfy_host
-
         comfy_host.start_comfyui(comfy_host.require_comfyui(comfyui), cpu=args.cpu, custom_nodes=False)
         import nodes
 
