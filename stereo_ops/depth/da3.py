@@ -25,7 +25,7 @@ from timm.layers import LayerScale, Mlp, PatchEmbed
 from torch import nn
 
 from .dinov2 import PATCH_SIZE
-from .dpt_blocks import Scratch
+from .dpt_blocks import Scratch, reassemble_resizes
 
 DA3_NATIVE_SIZE = 504  # the official processing resolution: longest side, then multiples of 14
 METRIC_FOCAL_DIVISOR = 300.0  # DA3METRIC: metres = focal length (pixels) * output / 300
@@ -235,12 +235,7 @@ class DA3Head(nn.Module):
         if cfg.any_view:
             self.norm = nn.LayerNorm(dim_in)
         self.projects = nn.ModuleList(nn.Conv2d(dim_in, c, 1) for c in oc)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),
-            nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),
-        ])
+        self.resize_layers = reassemble_resizes(oc)
         self.scratch = Scratch(oc, f, use_bn=False, coarsest_skip=False)
         self.scratch.output_conv1 = nn.Conv2d(f, f // 2, 3, padding=1)
         self.scratch.output_conv2 = nn.Sequential(

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dinov2 import PATCH_SIZE, DinoV2Encoder
-from .dpt_blocks import Scratch
+from .dpt_blocks import Scratch, reassemble_resizes
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,7 @@ class DepthAnythingHead(nn.Module):
         dim, oc = cfg.embed_dim, cfg.out_channels
         self.use_clstoken = cfg.use_clstoken
         self.projects = nn.ModuleList(nn.Conv2d(dim, c, 1) for c in oc)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(oc[0], oc[0], kernel_size=4, stride=4),
-            nn.ConvTranspose2d(oc[1], oc[1], kernel_size=2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(oc[3], oc[3], kernel_size=3, stride=2, padding=1),
-        ])
+        self.resize_layers = reassemble_resizes(oc)
         if cfg.use_clstoken:
             self.readout_projects = nn.ModuleList(
                 nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU()) for _ in oc

@@ -56,6 +56,17 @@ class FeatureFusionBlock(nn.Module):
         return self.out_conv(x)
 
 
+def reassemble_resizes(channels: Sequence[int]) -> nn.ModuleList:
+    """The reassemble resampling of the four token maps of a ViT: up 4x, up 2x, as they are, down
+    2x (`resize_layers` of Depth Anything and Depth Anything 3)."""
+    return nn.ModuleList([
+        nn.ConvTranspose2d(channels[0], channels[0], kernel_size=4, stride=4),
+        nn.ConvTranspose2d(channels[1], channels[1], kernel_size=2, stride=2),
+        nn.Identity(),
+        nn.Conv2d(channels[3], channels[3], kernel_size=3, stride=2, padding=1),
+    ])
+
+
 class Scratch(nn.Module):
     """3x3 projections of the four feature levels to one width, and the four fusion blocks."""
 
