@@ -94,7 +94,7 @@ def _left_matches(sampler, left, plain):
     if _same(left, plain):
         return True
     # sa_solver's own update is a matrix product over the whole batch: another batch size may round
-    # differently on another machine (README states the 1e-5 bound).
+    # differently on another machine (docs/sampling.md states the 1e-5 bound).
     return sampler.startswith("sa_solver") and float((left - plain).abs().max()) <= 1e-5 * float(plain.abs().max())
 
 
@@ -178,5 +178,5 @@ def test_batched_eyes_keep_the_left_view_within_rounding_for_every_sampler(tiny_
     assert not failures
 
 
-# The stated tolerance of the batched mode (README): relative to the image's largest value.
+# The stated tolerance of the batched mode (docs/sampling.md): relative to the image's largest value.
 BATCHED_TOLERANCE = 1e-4
