@@ -151,6 +151,7 @@ class StereoVideoWriter:
         eye_size: int | None = None,
         audio: Audio | None = None,
         preset: str = "medium",
+        metadata: dict[str, str] | None = None,
     ) -> None:
         check_layout(layout, projection)
         if projection == "VR180":
@@ -170,9 +171,12 @@ class StereoVideoWriter:
         self._closed = False
         try:
             open(self.path, "wb").close()  # PyAV opens the file lazily: fail here, not at the first frame
-            self.container = self.av.open(self.path, mode="w", format="mp4")
+            # use_metadata_tags keeps free-form tags (a workflow, say) in the file, as the host's SaveVideo does
+            self.container = self.av.open(self.path, mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
         except Exception as exc:
             raise ValueError(f"cannot write the video file {self.path}: {exc}") from exc
+        for key, value in (metadata or {}).items():
+            self.container.metadata[key] = value
         self.video = None
         self.audio_stream = None
 
