@@ -110,3 +110,39 @@ def test_spatial_video_says_what_is_missing(dirs):
         prompt_execution.run_prompt(prompt(format="Apple spatial video (MV-HEVC)"))
     if mv_hevc_encoder() is None:
         assert not list((dirs / "out").rglob("*.mp4"))
+
+
+def test_save_image_vr180_writes_equirect_eyes_named_for_players(dirs):
+    """Stereo Save Image with vr180: a 2:1 PNG of two square 180-degree eyes, the picture in the middle
+    of each and black around it, named _180_LR."""
+    from PIL import Image
+
+    red, blue = 0xFF0000, 0x0000FF
+    graph = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 36, "batch_size": 1, "color": red}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 36, "batch_size": 1, "color": blue}},
+        "3": {"class_type": "StereoJoin", "inputs": {"left": ["1", 0], "right": ["2", 0]}},
+        "4": {"class_type": "StereoSaveImage", "inputs": {
+            "stereo": ["3", 0], "filename_prefix": "vr", "layout": "parallel", "anaglyph_method": "dubois",
+            "save_mpo": False, "vr180": True, "vr180_fov": 60.0}},
+    }
+    outputs = prompt_execution.run_prompt(graph)
+    (png,) = outputs["4"]["stereo_images"]
+    assert png["filename"] == "vr_00001_180_LR.png"
+    image = np.asarray(Image.open(dirs / "out" / png["filename"]).convert("RGB")).astype(int)
+    h, w, _ = image.shape
+    assert w == 2 * h  # two square 180 x 180 views
+    left, right = image[:, : w // 2], image[:, w // 2:]
+    assert tuple(left[h // 2, h // 2]) == (255, 0, 0) and tuple(right[h // 2, h // 2]) == (0, 0, 255)
+    assert left[0, 0].max() == 0 and right[h // 2, 2].max() == 0  # outside the 60-degree screen: black
+
+
+def test_save_image_vr180_refuses_layouts_players_cannot_read(dirs):
+    graph = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 2, "color": 0}},
+        "2": {"class_type": "StereoSaveImage", "inputs": {
+            "stereo": ["1", 0], "filename_prefix": "vr", "layout": "cross-eyed", "anaglyph_method": "dubois",
+            "save_mpo": False, "vr180": True}},
+    }
+    with pytest.raises(prompt_execution.PromptError, match="vr180 needs the parallel or top-bottom"):
+        prompt_execution.run_prompt(graph)
