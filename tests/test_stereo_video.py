@@ -280,3 +280,40 @@ def test_layout_names_and_modes():
 def test_mv_hevc_detection_answers_without_raising():
     found = mv_hevc_encoder()
     assert found is None or "multiview" in found
+
+
+def _ffmpeg_side_data(path) -> dict[str, bytes]:
+    """What FFmpeg's own MP4 reader made of the boxes: the side data it attaches to decoded frames."""
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        side = getattr(frame, "side_data", None)
+        if side is None:
+            pytest.skip("this PyAV does not expose frame side data")
+        return {sd.type.name: bytes(sd) for sd in side}
+
+
+@pytest.mark.parametrize(("layout", "ffmpeg_type"), [("parallel", 1), ("top-bottom-half", 2)])
+def test_ffmpeg_reads_our_st3d_as_the_layout(tmp_path, layout, ffmpeg_type):
+    """An independent reader: FFmpeg's demuxer turns st3d into AVStereo3D, whose first field is the
+    type (1 side by side, 2 top and bottom)."""
+    left, right = eyes(1)
+    path = tmp_path / "clip.mp4"
+    with StereoVideoWriter(path, fps=10, layout=layout, preset="ultrafast") as writer:
+        writer.write_pairs(left, right)
+    side = _ffmpeg_side_data(path)
+    assert struct.unpack_from("=i", side["STEREO3D"])[0] == ffmpeg_type
+    assert "SPHERICAL" not in side
+
+
+def test_ffmpeg_reads_our_sv3d_as_a_half_width_equirect(tmp_path):
+    """AVSphericalMapping: projection (0 equirect, 2 equirect tile = with bounds), yaw, pitch, roll,
+    then bound_left, bound_top, bound_right, bound_bottom."""
+    left, right = eyes(1)
+    path = tmp_path / "clip_180_LR.mp4"
+    with StereoVideoWriter(path, fps=10, projection="VR180", eye_size=32, preset="ultrafast") as writer:
+        writer.write_pairs(left, right)
+    side = _ffmpeg_side_data(path)
+    projection, yaw, pitch, roll, b_left, b_top, b_right, b_bottom = struct.unpack_from("=iiiiIIII", side["SPHERICAL"])
+    assert projection in (0, 2) and (yaw, pitch, roll) == (0, 0, 0)
+    assert (b_left, b_top, b_right, b_bottom) == (0x40000000, 0, 0x40000000, 0)
+    assert struct.unpack_from("=i", side["STEREO3D"])[0] == 1
