@@ -46,7 +46,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def decode(path) -> tuple[list[np.ndarray], av.video.stream.VideoStream]:
+def decode(path):
+    """(frames as RGB arrays, the video stream, the open container: close it)."""
     container = av.open(str(path))
     stream = container.streams.video[0]
     frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -207,6 +208,14 @@ def test_odd_sizes_are_padded_per_eye_so_the_halves_stay_aligned():
     assert full.shape == (1, 32, 92, 3)
     assert torch.equal(full[:, :31, :45], left) and torch.equal(full[:, :31, 46:91], right)
     assert torch.equal(full[:, 31], full[:, 30]) and torch.equal(full[:, :, 45], full[:, :, 44])
+
+
+def test_gray_and_rgba_eyes_become_rgb_frames():
+    left, right = eyes(1)
+    gray = compose_frames(left[..., :1], right[..., :1], "parallel")
+    rgba = compose_frames(torch.cat([left, torch.ones_like(left[..., :1])], -1), right.new_ones(1, H, W, 4), "parallel")
+    assert gray.shape == rgba.shape == (1, H, 2 * W, 3)
+    assert torch.equal(gray[..., 1], gray[..., 0]) and torch.equal(rgba[:, :, :W], left)
 
 
 def test_vr180_file_has_st3d_and_sv3d_and_square_eyes(tmp_path):
