@@ -238,8 +238,9 @@ def _set_size(buf: bytearray, b: Box, delta: int) -> None:
         struct.pack_into(">I", buf, b.start, b.size + delta)
 
 
-def _shift_chunk_offsets(moov: bytearray, shift: int) -> None:
-    """Add `shift` to every chunk offset of every track (the media data moved by that much)."""
+def _shift_chunk_offsets(moov: bytearray, shift: int, past: int) -> None:
+    """Add `shift` to every chunk offset of every track that points beyond byte `past` (the media
+    data there moved by that much; data before the movie box stays where it was)."""
     def walk(start: int, end: int) -> None:
         for b in iter_boxes(moov, start, end):
             if b.kind in _CONTAINERS:
@@ -251,6 +252,8 @@ def _shift_chunk_offsets(moov: bytearray, shift: int) -> None:
                 for i in range(count):
                     at = b.body + 8 + i * step
                     (offset,) = struct.unpack_from(fmt, moov, at)
+                    if offset < past:
+                        continue
                     if not wide and offset + shift >= 1 << 32:
                         raise ValueError("chunk offsets would overflow stco; rewrite the file without faststart")
                     struct.pack_into(fmt, moov, at, offset + shift)
@@ -288,7 +291,7 @@ def inject_spherical_metadata(path: str | os.PathLike, boxes: bytes) -> None:
     growth = len(new_moov) - moov_box.size
     media_after = any(b.kind == b"mdat" and b.start > moov_box.start for b in top_level_boxes(path))
     if media_after:
-        _shift_chunk_offsets(new_moov, growth)
+        _shift_chunk_offsets(new_moov, growth, moov_box.end)
     total = os.path.getsize(path)
     if not media_after:
         with open(path, "r+b") as f:

@@ -126,6 +126,18 @@ def test_injection_keeps_every_frame_decodable_and_replaces_earlier_tags(tmp_pat
     assert len(after) == len(before) and all(np.array_equal(a, b) for a, b in zip(after, before))
 
 
+def test_chunk_offsets_move_only_past_the_movie_box_in_stco_and_co64():
+    stco = sv.full_box(b"stco", struct.pack(">III", 2, 10, 5000))
+    co64 = sv.full_box(b"co64", struct.pack(">IQQ", 2, 20, 6_000_000_000))
+    nest = lambda kind, inner: sv.box(kind, inner)  # noqa: E731
+    moov = bytearray(nest(b"moov", nest(b"trak", nest(b"mdia", nest(b"minf", nest(b"stbl", stco + co64))))))
+    sv._shift_chunk_offsets(moov, 100, past=1000)
+    at = moov.find(b"stco") + 8
+    assert struct.unpack_from(">III", moov, at) == (2, 10, 5100)
+    at = moov.find(b"co64") + 8
+    assert struct.unpack_from(">IQQ", moov, at) == (2, 20, 6_000_000_100)
+
+
 def test_injection_refuses_a_file_without_video(tmp_path):
     path = tmp_path / "sound.mp4"
     with av.open(str(path), mode="w", format="mp4") as c:
