@@ -27,11 +27,14 @@ import torch.nn.functional as F
 
 from .compose import LAYOUTS, VR_SUFFIXES, side_by_side
 from .spherical_video import StereoMode, inject_spherical_metadata, st3d, vr180_boxes
-from .vr180 import check_fov, flat_to_vr180
+from .vr180 import auto_eye_size, check_fov, flat_to_vr180
 
 Projection = Literal["flat", "VR180"]
 PROJECTIONS: tuple[str, ...] = ("flat", "VR180")
 MAX_CRF = 51
+# H.264 hardware decoders (headsets included) top out around 4096 x 2048 at 60 fps: two square
+# eyes of 2048 side by side. Automatic VR180 eye sizes stay at or below it.
+VR180_MAX_AUTO_EYE = 2048
 
 
 def stereo_mode_of(layout: str) -> StereoMode | None:
@@ -80,6 +83,8 @@ def compose_frames(
     """(N, H, W, C) pairs -> (N, H', W', 3) frames with even sizes, in the file's layout."""
     check_layout(layout, projection)
     if projection == "VR180":
+        if eye_size is None:
+            eye_size = min(auto_eye_size(left.shape[2], fov), VR180_MAX_AUTO_EYE)
         left, right = flat_to_vr180(left, fov, eye_size), flat_to_vr180(right, fov, eye_size)
     left, right = pad_to_even(left), pad_to_even(right)
     frames = side_by_side(left, right, layout)

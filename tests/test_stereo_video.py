@@ -248,6 +248,13 @@ def test_vr180_file_has_st3d_and_sv3d_and_square_eyes(tmp_path):
     assert psnr(got_left, got_right) < psnr(got_left, got_left.copy())
 
 
+def test_automatic_vr180_eyes_keep_the_source_density_up_to_what_decoders_play():
+    small = compose_frames(*eyes(1, 16, 64), "parallel", "VR180", fov=90.0)
+    assert small.shape[1:3] == (100, 200)  # pi * 64 / 2 = 100.5 -> 100 per eye
+    wide = torch.zeros(1, 2, 2000, 3)
+    assert compose_frames(wide, wide, "parallel", "VR180", fov=90.0).shape[1:3] == (2048, 4096)
+
+
 def test_an_interrupted_run_leaves_a_playable_tagged_file_with_the_frames_written(tmp_path):
     left, right = eyes()
     path = tmp_path / "partial.mp4"
