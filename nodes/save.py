@@ -16,6 +16,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, VR_SUFFIXES, anaglyph, side_by_side, split_stereo, stereo_mpo_bytes
+from ..stereo_ops.stereo_video import file_suffix, stereo_mode_of
+from ..stereo_ops.vr180 import MAX_FOV, MIN_FOV, flat_to_vr180
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
 
 CATEGORY = "stereo/output"
@@ -45,6 +47,17 @@ def compose(left: torch.Tensor, right: torch.Tensor, layout: str, anaglyph_metho
     if layout == ANAGLYPH:
         return anaglyph(left, right, anaglyph_method), ANAGLYPH_SUFFIX
     return side_by_side(left, right, layout), VR_SUFFIXES[layout]
+
+
+def compose_vr180(left: torch.Tensor, right: torch.Tensor, layout: str, fov: float) -> tuple[torch.Tensor, str]:
+    """Each eye as a 180 x 180 equirect with the picture as a floating screen, named _180_LR / _180_TB."""
+    if layout == ANAGLYPH or stereo_mode_of(layout) is None:
+        raise ValueError(
+            f"vr180 needs the parallel or top-bottom layout (VR180 players want the left eye left or on "
+            f"top); got layout {layout!r}"
+        )
+    frames = side_by_side(flat_to_vr180(left, fov), flat_to_vr180(right, fov), layout)
+    return frames, file_suffix(layout, "VR180")
 
 
 def saved(filename: str, subfolder: str, folder_type: str) -> dict:
@@ -122,15 +135,31 @@ class StereoSaveImage(io.ComfyNode):
                     "save_mpo", default=False,
                     tooltip="Also write a stereo MPO (multi-picture JPEG: left, then right) per pair.",
                 ),
+                io.Boolean.Input(
+                    "vr180", default=False, optional=True,
+                    tooltip="Save each pair as VR180: each eye a 180 x 180 degree equirectangular view with "
+                    "the picture as a floating screen vr180_fov degrees wide, black around it, named "
+                    "_180_LR (parallel) or _180_TB (top-bottom) for VR photo viewers.",
+                ),
+                io.Float.Input(
+                    "vr180_fov", default=90.0, min=MIN_FOV, max=MAX_FOV, step=1.0, optional=True,
+                    tooltip="With vr180: how wide the picture appears, in degrees; its height follows "
+                    "the aspect ratio.",
+                ),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo) -> io.NodeOutput:
+    def execute(
+        cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, vr180=False, vr180_fov=90.0
+    ) -> io.NodeOutput:
         left, right = split_stereo(stereo, "stereo")
-        frames, suffix = compose(left, right, layout, anaglyph_method)
+        if vr180:
+            frames, suffix = compose_vr180(left, right, layout, vr180_fov)
+        else:
+            frames, suffix = compose(left, right, layout, anaglyph_method)
         metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
         pngs, mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
         # The saved files go under their own key, not "images": for "images" the frontend draws a

@@ -1,5 +1,6 @@
-"""The shipped video workflow end to end in the host: a few tiny frames in, a side-by-side video out,
-named for VR players, with the clip's frame count and frame rate; tiny models throughout."""
+"""The shipped video workflow end to end in the host: a few tiny frames in, a side-by-side video out
+that players recognise (st3d in the video track, the player name), with the clip's frame count and
+frame rate; tiny models throughout."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from headless import comfy_host, prompt_execution, workflow_to_api
+from stereo_pack.stereo_ops.spherical_video import read_spherical_metadata
 from testkit import tiny_checkpoints
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows" / "Video to stereo (side by side).json"
@@ -33,7 +35,7 @@ def _write_clip(path) -> None:
 
 
 def _load_host_video_nodes(host) -> None:
-    """LoadVideo, GetVideoComponents, CreateVideo, SaveVideo: built-in extra nodes of both hosts,
+    """LoadVideo and GetVideoComponents: built-in extra nodes of both hosts,
     loaded through the host's own loader (the test host starts with its core nodes only)."""
     import asyncio
 
@@ -76,8 +78,7 @@ def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
     tiny, root = setup
     prompt = workflow_to_api.workflow_to_api(json.loads(SHIPPED.read_text()), nodes.NODE_CLASS_MAPPINGS)
     kinds = {node["class_type"] for node in prompt.values()}
-    assert {"LoadVideo", "GetVideoComponents", "StereoEstimateDisparity", "StereoKSampler", "StereoSideBySide",
-            "CreateVideo", "SaveVideo"} <= kinds
+    assert {"LoadVideo", "GetVideoComponents", "StereoEstimateDisparity", "StereoKSampler", "StereoSaveVideo"} <= kinds
     for node in prompt.values():
         inputs, kind = node["inputs"], node["class_type"]
         if "ckpt_name" in inputs:
@@ -94,7 +95,8 @@ def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
     prompt_execution.run_prompt(prompt, prompt_execution.new_executor())
 
     videos = sorted((root / "out" / "video").glob("*.mp4"))
-    assert [v.name for v in videos] == ["video_to_stereo_LRF_Full_SBS_00001_.mp4"]
+    assert [v.name for v in videos] == ["video_to_stereo_00001_LRF_Full_SBS.mp4"]
+    assert read_spherical_metadata(videos[0]).stereo_mode == 2  # st3d: left-right
     with av.open(str(videos[0])) as container:
         stream = container.streams.video[0]
         frames = [f.to_ndarray(format="rgb24").astype(np.float32) for f in container.decode(stream)]

@@ -580,16 +580,18 @@ def photo_warp_inpaint(classes) -> dict:
 
 def video_to_stereo(classes) -> dict:
     """Every frame of a clip becomes a stereo pair (photo-to-stereo per frame), saved as a side by
-    side video named for VR players."""
+    side video that players recognise (st3d and the player name), with the clip's rate and sound."""
     g = Graph(classes)
     note = g.note(
         "Video to stereo (side by side)\n\nEach frame is inverted (fixed-point inversion: one model call "
         "per step) so that the Stereo KSampler reproduces it as the left view and paints the right view "
         "from the disparity. Depth Anything 3 Mono predicts depth; Estimate Disparity turns it into "
         "disparity (1/Z) with one scale for the whole clip ('per batch') and temporal smoothing, so the "
-        "depth does not flicker.\n\nThe video is saved as video/video_to_stereo_LRF_Full_SBS_00001_.mp4: "
-        "VR players read 'LRF_Full_SBS' as a full-width parallel side-by-side video. All frames are "
-        "sampled as one batch: start with a short clip.", size=(NODE_WIDTH, 460))
+        "depth does not flicker.\n\nStereo Save Video writes video/video_to_stereo_00001_LRF_Full_SBS.mp4 "
+        "with the clip's frame rate and sound. The file tells players it is side-by-side twice: in the "
+        "video track (st3d, read by YouTube and VR players) and in its name. For a headset, format "
+        "'VR180 MP4' shows it as a floating screen. All frames are sampled as one batch: start with "
+        "a short clip.", size=(NODE_WIDTH, 460))
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name=SD15_CHECKPOINT)
     video = g.node("LoadVideo", file="example.mp4", size=[NODE_WIDTH, 360])
     parts = g.node("GetVideoComponents")
@@ -618,16 +620,13 @@ def video_to_stereo(classes) -> dict:
     decode = g.node("VAEDecode", title="Decode the stereo frames")
     g.link(stereo, 0, decode, "samples")
     g.link(ckpt, "VAE", decode, "vae")
-    sbs = g.node("StereoSideBySide", layout="parallel")
-    g.link(decode, 0, sbs, "stereo")
-    create = g.node("CreateVideo")
-    g.link(sbs, 0, create, "images")
-    g.link(parts, 2, create, "fps")  # the clip's own frame rate
-    g.link(parts, 1, create, "audio")
-    save = g.node("SaveVideo", filename_prefix="video/video_to_stereo_LRF_Full_SBS", size=[NODE_WIDTH, 360])
-    g.link(create, 0, save, "video")
+    save = g.node("StereoSaveVideo", filename_prefix="video/video_to_stereo", layout="parallel",
+                  format="stereo MP4", size=[NODE_WIDTH, 420])
+    g.link(decode, 0, save, "stereo")
+    g.link(parts, 2, save, "frame_rate")  # the clip's own frame rate
+    g.link(parts, 1, save, "audio")
     g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, inversion],
-              [depth_model, disparity, stereo], [decode, sbs, create], [save])
+              [depth_model, disparity, stereo], [decode, save])
     return g.to_json("video_to_stereo")
 
 
