@@ -75,9 +75,9 @@ def custom_display(
 ) -> Display:
     """A display from its measurements, checked: each bad value is named in the error."""
     for field_name, value, (lo, hi) in (
-        ("screen_width", screen_width_m, _LENGTH_RANGE_M),
-        ("viewing_distance", viewing_distance_m, _LENGTH_RANGE_M),
-        ("eye_separation", eye_separation_m, _EYE_SEPARATION_RANGE_M),
+        ("screen_width_m", screen_width_m, _LENGTH_RANGE_M),
+        ("viewing_distance_m", viewing_distance_m, _LENGTH_RANGE_M),
+        ("eye_separation_m", eye_separation_m, _EYE_SEPARATION_RANGE_M),
     ):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{field_name} must be a finite number of metres, got {value!r}")
