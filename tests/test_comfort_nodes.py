@@ -157,3 +157,36 @@ def test_stereo_sampler_node_carries_the_display_target():
             sampler_name="euler", divergence=8.0, convergence=0.0, subpixel=True, balance=0.0, shift_at=0.2,
             spsmd=True, spsmd_interval=0.2, deblur=True, disparity=torch.rand(1, 16, 16), display="VR headset",
         )
+
+
+def test_every_shipped_workflow_is_within_the_vr_headset_budget(pack):
+    """Each sampler, warp and refine of the shipped workflows gets its depth from a Stereo Display
+    Target set to the VR headset (whose budget is within 3 % of the width, at most 2 % crossed), or
+    has typed settings within that budget."""
+    import json
+
+    import nodes
+    from headless import comfy_host, workflow_to_api
+    from test_example_workflows import ensure_host_extra_nodes
+
+    assert VR_BUDGET.total_pct <= 3.0 and VR_BUDGET.crossed_pct <= 2.0
+    ensure_host_extra_nodes(pack)
+    files = sorted((comfy_host.PACK_DIR / "examples_workflows").glob("*.json"))
+    assert files
+    checked = 0
+    for path in files:
+        prompt = workflow_to_api.workflow_to_api(json.loads(path.read_text()), nodes.NODE_CLASS_MAPPINGS)
+        for node_id, node in prompt.items():
+            if node["class_type"] not in GEOMETRY_NODES:
+                continue
+            checked += 1
+            inputs = node["inputs"]
+            where = f"{path.name} node {node_id} ({node['class_type']})"
+            assert "display" in inputs, f"{where} has no display target"
+            target = prompt[str(inputs["display"][0])]
+            assert target["class_type"] == "StereoDisplayTarget", where
+            assert target["inputs"]["preset"] == "VR headset", where
+            # and the typed settings, used if the target is disconnected, are within the budget too
+            r = parallax_range(inputs["divergence"], inputs["convergence"], 0.0, 1.0)
+            assert VR_BUDGET.allows(r), where
+    assert checked >= len(files)
