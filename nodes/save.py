@@ -1,4 +1,5 @@
-"""StereoSaveImage: save stereo pairs under names VR players recognise, with an in-node stereo viewer."""
+"""StereoSaveImage: save stereo pairs under names VR players recognise, or as Apple spatial photos,
+with an in-node stereo viewer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import random
 import string
 
+import comfy.model_management
 import folder_paths
 import numpy as np
 import torch
@@ -16,12 +18,17 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, VR_SUFFIXES, anaglyph, side_by_side, split_stereo, stereo_mpo_bytes
+from ..stereo_ops import spatial_photo
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
 
 CATEGORY = "stereo/output"
 ANAGLYPH = "anaglyph"
 SAVE_LAYOUTS = [*LAYOUTS, ANAGLYPH]
 ANAGLYPH_SUFFIX = "_redcyan"
+PNG = "png"
+SPATIAL_PHOTO = "spatial photo (HEIC)"
+SAVE_FORMATS = [PNG, SPATIAL_PHOTO]
+SPATIAL_SUFFIX = "_spatial.heic"
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
@@ -51,25 +58,68 @@ def saved(filename: str, subfolder: str, folder_type: str) -> dict:
     return {"filename": filename, "subfolder": subfolder, "type": folder_type}
 
 
-def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo) -> tuple[list[dict], list[dict]]:
-    """One PNG (and optionally one MPO) per pair, numbered like the host's SaveImage numbers files."""
+def output_files(filename_prefix: str, width: int, height: int, count: int) -> tuple[str, str, list[str]]:
+    """(folder, subfolder, one base name per pair), numbered on like the host's SaveImage. The host
+    refuses a prefix that leads outside the output folder; this says which input caused it."""
     out_dir = folder_paths.get_output_directory()
-    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-        filename_prefix, out_dir, frames.shape[2], frames.shape[1]
-    )
+    target = os.path.abspath(os.path.join(out_dir, os.path.dirname(os.path.normpath(filename_prefix))))
+    if os.path.commonpath((os.path.abspath(out_dir), target)) != os.path.abspath(out_dir):
+        raise ValueError(f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder; use a name or a subfolder inside it")
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir, width, height)
+    bases = [f"{name.replace('%batch_num%', str(i))}_{counter + i:05}" for i in range(count)]
+    return folder, subfolder, bases
+
+
+def write_file(folder: str, file: str, data: bytes) -> None:
+    try:
+        with open(os.path.join(folder, file), "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise ValueError(f"filename_prefix: cannot write {file} in the output folder ({exc.strerror})") from exc
+
+
+def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo) -> tuple[list[dict], list[dict]]:
+    """One PNG (and optionally one MPO) per pair."""
+    folder, subfolder, bases = output_files(filename_prefix, frames.shape[2], frames.shape[1], frames.shape[0])
     pngs, mpos = [], []
-    for i, frame in enumerate(frames):
-        base = f"{name.replace('%batch_num%', str(i))}_{counter:05}"
+    for i, (frame, base) in enumerate(zip(frames, bases)):
         png = f"{base}{suffix}.png"
         to_pil(frame).save(os.path.join(folder, png), pnginfo=metadata, compress_level=4)
         pngs.append(saved(png, subfolder, "output"))
         if save_mpo:
             mpo = f"{base}.mpo"
-            with open(os.path.join(folder, mpo), "wb") as f:
-                f.write(stereo_mpo_bytes(to_pil(left[i]), to_pil(right[i])))
+            write_file(folder, mpo, stereo_mpo_bytes(to_pil(left[i]), to_pil(right[i])))
             mpos.append(saved(mpo, subfolder, "output"))
-        counter += 1
     return pngs, mpos
+
+
+def check_spatial_pairs(left: torch.Tensor) -> None:
+    """Before anything is written: what a spatial photo needs of the batch and the environment."""
+    height, width = left.shape[1], left.shape[2]
+    if width % 2 or height % 2:
+        raise ValueError(
+            f"stereo: each eye is {width}x{height}, but a spatial photo (HEIC, 4:2:0) needs an even width "
+            "and height; crop or resize the pair by one pixel first, or save it as png"
+        )
+    spatial_photo.require_pillow_heif()
+
+
+def save_spatial_photos(left, right, filename_prefix, save_mpo) -> tuple[list[dict], list[dict]]:
+    """One Apple spatial photo (and optionally one MPO) per pair."""
+    check_spatial_pairs(left)
+    folder, subfolder, bases = output_files(filename_prefix, left.shape[2], left.shape[1], left.shape[0])
+    photos, mpos = [], []
+    for i, base in enumerate(bases):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        eyes = to_pil(left[i]), to_pil(right[i])
+        photo = f"{base}{SPATIAL_SUFFIX}"
+        write_file(folder, photo, spatial_photo.spatial_photo_bytes(*eyes))
+        photos.append(saved(photo, subfolder, "output"))
+        if save_mpo:
+            mpo = f"{base}.mpo"
+            write_file(folder, mpo, stereo_mpo_bytes(*eyes))
+            mpos.append(saved(mpo, subfolder, "output"))
+    return photos, mpos
 
 
 def save_eye_previews(left: torch.Tensor, right: torch.Tensor) -> list[dict]:
@@ -98,7 +148,8 @@ class StereoSaveImage(io.ComfyNode):
             category=CATEGORY,
             description="Save each pair of a stereo batch to ComfyUI's output folder as one PNG "
             "whose name tells VR and 3D players its layout (_LR, _LRF_Full_SBS, _TB, _redcyan, ...), "
-            "with the workflow embedded like Save Image does; optionally also as a stereo MPO file "
+            "with the workflow embedded like Save Image does, or as an Apple spatial photo (HEIC) for "
+            "Vision Pro, iPhone and Mac Photos (format); optionally also as a stereo MPO file "
             "(3D cameras, 3D photo frames, StereoPhoto Maker). The node shows the pair in a stereo "
             "viewer that starts in the saved layout: anaglyph (with anaglyph_method), parallel, "
             "cross-eyed, top-bottom or wiggle.",
@@ -122,20 +173,35 @@ class StereoSaveImage(io.ComfyNode):
                     "save_mpo", default=False,
                     tooltip="Also write a stereo MPO (multi-picture JPEG: left, then right) per pair.",
                 ),
+                io.Combo.Input(
+                    "format", options=SAVE_FORMATS, default=PNG, optional=True,
+                    tooltip="png: one PNG per pair in the chosen layout. spatial photo (HEIC): one "
+                    "Apple spatial photo per pair (name_00001_spatial.heic), which Photos on Vision "
+                    "Pro, iPhone and Mac shows in 3D; it holds both eyes at full size with the stereo "
+                    "pair group and spatial metadata (60 degree field of view, 64 mm baseline, the "
+                    "disparity adjustment measured from the pair), needs pillow-heif and an even "
+                    "width and height. See docs/spatial-photo.md.",
+                ),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo) -> io.NodeOutput:
+    def execute(cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, format=PNG) -> io.NodeOutput:
+        if format not in SAVE_FORMATS:
+            raise ValueError(f"format must be one of {SAVE_FORMATS}, got {format!r}")
         left, right = split_stereo(stereo, "stereo")
-        frames, suffix = compose(left, right, layout, anaglyph_method)
-        metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
-        pngs, mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
-        # The saved files go under their own key, not "images": for "images" the frontend draws a
+        # The saved files go under their own keys, not "images": for "images" the frontend draws a
         # flat preview of the saved file under the node's stereo viewer, a second copy of the pair.
-        ui = {"stereo_images": pngs, "stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]}
+        ui = {}
+        if format == SPATIAL_PHOTO:
+            ui["stereo_spatial"], mpos = save_spatial_photos(left, right, filename_prefix, save_mpo)
+        else:
+            frames, suffix = compose(left, right, layout, anaglyph_method)
+            metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
+            ui["stereo_images"], mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
+        ui.update({"stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]})
         if mpos:
             ui["stereo_mpo"] = mpos
         return io.NodeOutput(ui=ui)

@@ -128,7 +128,8 @@ def parse_spatial_xmp(xmp: bytes) -> dict[str, str]:
     return dict(re.findall(rf'\b{prefix.group(1)}:(\w+)="([^"]*)"', text))
 
 
-def _pillow_heif():
+def require_pillow_heif():
+    """The pillow_heif module, or one clear error saying how to install it."""
     try:
         import pillow_heif
     except ModuleNotFoundError as exc:
@@ -176,7 +177,7 @@ def spatial_photo_bytes(
         disparity_adjustment = pair_disparity_adjustment(left, right)
     meta = SpatialMetadata(left.width, left.height, horizontal_fov_deg, baseline_mm, disparity_adjustment)
 
-    pillow_heif = _pillow_heif()
+    pillow_heif = require_pillow_heif()
     heif = pillow_heif.from_pillow(left)
     heif.add_from_pillow(right)
     heif.primary_index = 0
