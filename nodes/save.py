@@ -64,7 +64,10 @@ def output_files(filename_prefix: str, width: int, height: int, count: int) -> t
     out_dir = folder_paths.get_output_directory()
     target = os.path.abspath(os.path.join(out_dir, os.path.dirname(os.path.normpath(filename_prefix))))
     if os.path.commonpath((os.path.abspath(out_dir), target)) != os.path.abspath(out_dir):
-        raise ValueError(f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder; use a name or a subfolder inside it")
+        raise ValueError(
+            f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder; "
+            "use a name or a subfolder inside it"
+        )
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir, width, height)
     bases = [f"{name.replace('%batch_num%', str(i))}_{counter + i:05}" for i in range(count)]
     return folder, subfolder, bases

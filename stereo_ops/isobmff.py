@@ -110,6 +110,11 @@ def read_full_box_header(data: bytes, box: Box) -> tuple[int, int]:
     return word >> 24, word & 0xFFFFFF
 
 
+def _read_id(data: bytes, at: int, wide: bool) -> tuple[int, int]:
+    """A 16-bit or (wide) 32-bit id or count, and the offset after it."""
+    return (struct.unpack_from(">I", data, at)[0], at + 4) if wide else (struct.unpack_from(">H", data, at)[0], at + 2)
+
+
 def parse_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[Box]:
     """The boxes between `start` and `end`, with the children of the containers HEIF uses."""
     end = len(data) if end is None else end
@@ -182,7 +187,7 @@ def parse_item_info_entry(data: bytes, box: Box) -> ItemInfo:
     if version not in (2, 3):
         raise ValueError(f"infe version {version} is not a HEIF item info entry (versions 2 and 3)")
     at = box.payload_start + 4
-    item_id, at = (struct.unpack_from(">H", data, at)[0], at + 2) if version == 2 else (struct.unpack_from(">I", data, at)[0], at + 4)
+    item_id, at = _read_id(data, at, wide=version == 3)
     item_type = bytes(data[at + 2:at + 6])
     content_type = ""
     if item_type == b"mime":
@@ -277,10 +282,10 @@ def parse_item_location_box(data: bytes, box: Box) -> ItemLocationBox:
     offset_size, length_size, base_offset_size = sizes >> 4, sizes & 15, packed >> 4
     index_size = packed & 15 if version > 0 else 0
     at += 2
-    count, at = (struct.unpack_from(">H", data, at)[0], at + 2) if version < 2 else (struct.unpack_from(">I", data, at)[0], at + 4)
+    count, at = _read_id(data, at, wide=version == 2)
     items = []
     for _ in range(count):
-        item_id, at = (struct.unpack_from(">H", data, at)[0], at + 2) if version < 2 else (struct.unpack_from(">I", data, at)[0], at + 4)
+        item_id, at = _read_id(data, at, wide=version == 2)
         method = 0
         if version > 0:
             method, at = struct.unpack_from(">H", data, at)[0] & 15, at + 2
@@ -302,7 +307,8 @@ def parse_item_location_box(data: bytes, box: Box) -> ItemLocationBox:
 
 def item_location_box(iloc: ItemLocationBox, flags: int = 0) -> bytes:
     v = iloc.version
-    payload = bytearray([(iloc.offset_size << 4) | iloc.length_size, (iloc.base_offset_size << 4) | (iloc.index_size if v else 0)])
+    index_size = iloc.index_size if v else 0  # reserved in version 0
+    payload = bytearray([(iloc.offset_size << 4) | iloc.length_size, (iloc.base_offset_size << 4) | index_size])
     payload += struct.pack(">H" if v < 2 else ">I", len(iloc.items))
     for item in iloc.items:
         payload += struct.pack(">H" if v < 2 else ">I", item.item_id)
@@ -346,7 +352,7 @@ def parse_item_property_association_box(data: bytes, box: Box) -> ItemPropertyAs
     at += 4
     associations: dict[int, tuple[tuple[bool, int], ...]] = {}
     for _ in range(count):
-        item_id, at = (struct.unpack_from(">H", data, at)[0], at + 2) if version < 1 else (struct.unpack_from(">I", data, at)[0], at + 4)
+        item_id, at = _read_id(data, at, wide=version >= 1)
         n = data[at]
         at += 1
         entries = []
@@ -582,7 +588,8 @@ def insert_into_meta(
         ipma = parse_item_property_association_box(data, ipma_box)
         associations = dict(ipma.associations)
         for item_id, boxes in properties.items():
-            associations[item_id] = associations.get(item_id, ()) + tuple((False, index + k + 1) for k in range(len(boxes)))
+            added = tuple((False, index + k + 1) for k in range(len(boxes)))  # 1-based, not essential
+            associations[item_id] = associations.get(item_id, ()) + added
             index += len(boxes)
         rewritten = item_property_association_box(replace(ipma, associations=associations))
         grow(ipma_box.start, ipma_box.size, rewritten, iprp, meta)

