@@ -19,7 +19,9 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, VR_SUFFIXES, anaglyph, side_by_side, split_stereo, stereo_mpo_bytes
 from ..stereo_ops import spatial_photo
+from ..stereo_ops.stereo_geometry import DisplayTarget
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
+from .stereo_types import StereoDisplayType
 
 CATEGORY = "stereo/output"
 ANAGLYPH = "anaglyph"
@@ -96,6 +98,19 @@ def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo
     return pngs, mpos
 
 
+def spatial_camera(display) -> dict[str, float]:
+    """The spatial photo's field of view and baseline: those of the display target the pair was
+    made for (the angle its image subtends, its viewer's eye separation), else the defaults."""
+    if display is None:
+        return {}
+    if not isinstance(display, DisplayTarget):
+        raise ValueError("display: connect the output of a Stereo Display Target")
+    return {
+        "horizontal_fov_deg": display.display.horizontal_fov_deg,
+        "baseline_mm": display.display.eye_separation_m * 1000.0,
+    }
+
+
 def check_spatial_pairs(left: torch.Tensor) -> None:
     """Before anything is written: what a spatial photo needs of the batch and the environment."""
     height, width = left.shape[1], left.shape[2]
@@ -107,8 +122,9 @@ def check_spatial_pairs(left: torch.Tensor) -> None:
     spatial_photo.require_pillow_heif()
 
 
-def save_spatial_photos(left, right, filename_prefix, save_mpo) -> tuple[list[dict], list[dict]]:
+def save_spatial_photos(left, right, filename_prefix, save_mpo, display=None) -> tuple[list[dict], list[dict]]:
     """One Apple spatial photo (and optionally one MPO) per pair."""
+    camera = spatial_camera(display)
     check_spatial_pairs(left)
     folder, subfolder, bases = output_files(filename_prefix, left.shape[2], left.shape[1], left.shape[0])
     photos, mpos = [], []
@@ -116,7 +132,7 @@ def save_spatial_photos(left, right, filename_prefix, save_mpo) -> tuple[list[di
         comfy.model_management.throw_exception_if_processing_interrupted()
         eyes = to_pil(left[i]), to_pil(right[i])
         photo = f"{base}{SPATIAL_SUFFIX}"
-        write_file(folder, photo, spatial_photo.spatial_photo_bytes(*eyes))
+        write_file(folder, photo, spatial_photo.spatial_photo_bytes(*eyes, **camera))
         photos.append(saved(photo, subfolder, "output"))
         if save_mpo:
             mpo = f"{base}.mpo"
@@ -185,13 +201,21 @@ class StereoSaveImage(io.ComfyNode):
                     "disparity adjustment measured from the pair), needs pillow-heif and an even "
                     "width and height. See docs/spatial-photo.md.",
                 ),
+                StereoDisplayType.Input(
+                    "display", optional=True,
+                    tooltip="Optional display target (Stereo Display Target). For a spatial photo, "
+                    "its field of view (the angle its image subtends) and its eye separation become the "
+                    "photo's field of view and baseline, instead of 60 degrees and 64 mm.",
+                ),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, format=PNG) -> io.NodeOutput:
+    def execute(
+        cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, format=PNG, display=None
+    ) -> io.NodeOutput:
         if format not in SAVE_FORMATS:
             raise ValueError(f"format must be one of {SAVE_FORMATS}, got {format!r}")
         left, right = split_stereo(stereo, "stereo")
@@ -199,7 +223,7 @@ class StereoSaveImage(io.ComfyNode):
         # flat preview of the saved file under the node's stereo viewer, a second copy of the pair.
         ui = {}
         if format == SPATIAL_PHOTO:
-            ui["stereo_spatial"], mpos = save_spatial_photos(left, right, filename_prefix, save_mpo)
+            ui["stereo_spatial"], mpos = save_spatial_photos(left, right, filename_prefix, save_mpo, display)
         else:
             frames, suffix = compose(left, right, layout, anaglyph_method)
             metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)

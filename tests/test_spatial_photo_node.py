@@ -87,3 +87,22 @@ def test_missing_pillow_heif_is_one_clear_message(output_dir, monkeypatch):
     assert not [p for p in output_dir.rglob("*") if p.is_file()]
     ui = run_prompt(spatial_prompt(format="png"))["4"]  # png needs no pillow-heif
     assert Image.open(output_dir / "trip" / ui["stereo_images"][0]["filename"]).size == (16, 6)
+
+
+def test_display_target_sets_field_of_view_and_baseline(output_dir):
+    from stereo_pack.stereo_ops import read_spatial_photo
+    from stereo_pack.stereo_ops.comfort import DISPLAY_PRESETS
+
+    prompt = spatial_prompt(batch=1, display=["5", 0])
+    prompt["5"] = {
+        "class_type": "StereoDisplayTarget",
+        "inputs": {"preset": "phone in a viewer", "floating_window": True, "screen_width_m": 1.44,
+                   "viewing_distance_m": 3.0, "eye_separation_mm": 63.0},
+    }
+    ui = run_prompt(prompt)["4"]
+    info = read_spatial_photo((output_dir / "trip" / ui["stereo_spatial"][0]["filename"]).read_bytes())
+    display = DISPLAY_PRESETS["phone in a viewer"]
+    xmp = info.xmp[info.right_id]
+    assert float(xmp["HorizontalFOV"]) == pytest.approx(display.horizontal_fov_deg, rel=1e-5)  # 80 degrees
+    assert float(xmp["Baseline"]) == pytest.approx(display.eye_separation_m * 1000, rel=1e-5)
+    assert info.positions_um[info.right_id] == (round(display.eye_separation_m * 1e6), 0, 0)
