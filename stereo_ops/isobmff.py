@@ -539,8 +539,10 @@ def moved_offset(offset: int, splices: Sequence[Splice]) -> int:
     return moved
 
 
-def _resized(container: Box, growth: int) -> Splice:
-    """The size field of a container that grows by `growth` bytes."""
+def _resized(data: bytes, container: Box, growth: int) -> Splice | None:
+    """The size field of a container that grows by `growth` bytes (none for size 0, "to the end")."""
+    if struct.unpack_from(">I", data, container.start)[0] == 0:
+        return None
     size = container.size + growth
     if container.header_size == 16:  # size 1 and a 64-bit largesize
         return Splice(container.start + 8, 8, struct.pack(">Q", size))
@@ -583,16 +585,19 @@ def insert_into_meta(
     new_properties = b"".join(p for boxes in properties.values() for p in boxes)
     if new_properties:
         grow(ipco.end, 0, new_properties, ipco, iprp, meta)
+        ipmas = [parse_item_property_association_box(data, b) for b in ipma_boxes]
+        associations = [dict(ipma.associations) for ipma in ipmas]
         index = len(ipco.children)
-        ipma_box = ipma_boxes[0]
-        ipma = parse_item_property_association_box(data, ipma_box)
-        associations = dict(ipma.associations)
         for item_id, boxes in properties.items():
-            added = tuple((False, index + k + 1) for k in range(len(boxes)))  # 1-based, not essential
-            associations[item_id] = associations.get(item_id, ()) + added
+            # An item appears in one ipma at most: extend its own, or the first one.
+            k = next((k for k, a in enumerate(associations) if item_id in a), 0)
+            added = tuple((False, index + j + 1) for j in range(len(boxes)))  # 1-based, not essential
+            associations[k][item_id] = associations[k].get(item_id, ()) + added
             index += len(boxes)
-        rewritten = item_property_association_box(replace(ipma, associations=associations))
-        grow(ipma_box.start, ipma_box.size, rewritten, iprp, meta)
+        for ipma_box, ipma, new in zip(ipma_boxes, ipmas, associations):
+            if new != ipma.associations:
+                rewritten = item_property_association_box(replace(ipma, associations=new))
+                grow(ipma_box.start, ipma_box.size, rewritten, iprp, meta)
 
     grpl = meta.child(b"grpl")
     if groups and grpl is None:
@@ -600,7 +605,8 @@ def insert_into_meta(
     elif groups:
         grow(grpl.end, 0, b"".join(groups), grpl, meta)
 
-    sizes = [_resized(c, growth[id(c)]) for c in (meta, iprp, ipco, grpl) if c is not None and growth.get(id(c))]
+    sizes = [_resized(data, c, growth[id(c)]) for c in (meta, iprp, ipco, grpl) if c is not None and growth.get(id(c))]
+    sizes = [s for s in sizes if s is not None]
 
     iloc_box = meta.child(b"iloc")
     if iloc_box is not None:

@@ -328,3 +328,18 @@ def test_largesize_headers_parse():
     assert [(b.type, b.size, b.header_size) for b in boxes] == [(b"free", 21, 16), (b"skip", 8, 8)]
     with pytest.raises(ValueError, match="outside its parent"):
         isobmff.parse_boxes(struct.pack(">I4s", 64, b"free"))
+
+
+def test_an_item_keeps_its_one_ipma():
+    ispe = isobmff.full_box(b"ispe", 0, 0, struct.pack(">II", 2, 2))
+    first = isobmff.item_property_association_box(isobmff.ItemPropertyAssociationBox(0, 0, {1: ((True, 1),)}))
+    second = isobmff.item_property_association_box(isobmff.ItemPropertyAssociationBox(1, 0, {2: ((True, 1),)}))
+    meta = isobmff.full_box(b"meta", 0, 0, isobmff.box(b"iprp", isobmff.box(b"ipco", ispe) + first + second))
+    data = isobmff.box(b"ftyp", b"heic\x00\x00\x00\x00") + meta
+    edited = isobmff.insert_into_meta(data, properties={2: [isobmff.camera_extrinsic_matrix_box((5, 0, 0))]})
+    (iprp,) = isobmff.find_path(isobmff.parse_boxes(edited), b"meta", b"iprp")[1:]
+    ipmas = [isobmff.parse_item_property_association_box(edited, b) for b in iprp.children_of_type(b"ipma")]
+    assert [i.associations for i in ipmas] == [{1: ((True, 1),)}, {2: ((True, 1), (False, 2))}]
+    (meta_box,) = isobmff.find_path(isobmff.parse_boxes(edited), b"meta")
+    (cmex,) = isobmff.item_properties(edited, meta_box, 2)[1:]
+    assert isobmff.parse_camera_extrinsic_matrix_box(edited, cmex) == (5, 0, 0)
