@@ -98,9 +98,10 @@ def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo
     return pngs, mpos
 
 
-def spatial_camera(display) -> dict[str, float]:
-    """The spatial photo's field of view and baseline: those of the display target the pair was
-    made for (the angle its image subtends, its viewer's eye separation), else the defaults."""
+def spatial_camera(display) -> dict:
+    """The spatial photo's field of view, baseline and parallax budget: those of the display target
+    the pair was made for (the angle its image subtends, its viewer's eye separation), else the
+    defaults."""
     if display is None:
         return {}
     if not isinstance(display, DisplayTarget):
@@ -108,6 +109,7 @@ def spatial_camera(display) -> dict[str, float]:
     return {
         "horizontal_fov_deg": display.display.horizontal_fov_deg,
         "baseline_mm": display.display.eye_separation_m * 1000.0,
+        "budget": display.budget,
     }
 
 
@@ -197,15 +199,17 @@ class StereoSaveImage(io.ComfyNode):
                     tooltip="png: one PNG per pair in the chosen layout. spatial photo (HEIC): one "
                     "Apple spatial photo per pair (name_00001_spatial.heic), which Photos on Vision "
                     "Pro, iPhone and Mac shows in 3D; it holds both eyes at full size with the stereo "
-                    "pair group and spatial metadata (60 degree field of view, 64 mm baseline, the "
-                    "disparity adjustment measured from the pair), needs pillow-heif and an even "
-                    "width and height. See docs/spatial-photo.md.",
+                    "pair group and spatial metadata (60 degree field of view, 64 mm baseline, a "
+                    "disparity adjustment that keeps the pair's convergence where its measured parallax "
+                    "is comfortable), needs pillow-heif and an even width and height. See "
+                    "docs/spatial-photo.md.",
                 ),
                 StereoDisplayType.Input(
                     "display", optional=True,
                     tooltip="Optional display target (Stereo Display Target). For a spatial photo, "
                     "its field of view (the angle its image subtends) and its eye separation become the "
-                    "photo's field of view and baseline, instead of 60 degrees and 64 mm.",
+                    "photo's field of view and baseline, instead of 60 degrees and 64 mm, and its "
+                    "comfortable parallax (instead of a VR headset's) bounds the disparity adjustment.",
                 ),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],

@@ -26,6 +26,7 @@ from typing import Literal
 from PIL import Image
 
 from . import isobmff
+from .comfort import DEFAULT_DISPLAY, DISPLAY_PRESETS, ParallaxBudget, parallax_budget
 from .pair_parallax import horizontal_parallax_range
 
 Eye = Literal["left", "right"]
@@ -86,15 +87,33 @@ def check_hevc_pair(left: Image.Image, right: Image.Image) -> None:
         )
 
 
-def pair_disparity_adjustment(left: Image.Image, right: Image.Image) -> float:
-    """The adjustment that puts the pair's nearest content (a robust 2 % percentile of its measured
-    parallax) on the window, so that the scene lies behind it as Apple recommends; 0 where the
-    pair has too little texture to measure. Rounded to Apple's resolution of 1/10000 of the width."""
+def default_budget() -> ParallaxBudget:
+    """The comfortable parallax of the default display target (a VR headset's virtual screen)."""
+    return parallax_budget(DISPLAY_PRESETS[DEFAULT_DISPLAY])
+
+
+def adjustment_into_budget(nearest: float, farthest: float, budget: ParallaxBudget) -> float:
+    """The shift (fraction of the width, > 0 pushes the scene away) that brings a parallax range
+    into `budget`, as small as possible: 0 where the pair already fits, so that its own convergence
+    stays; a range wider than the budget overflows both sides in proportion to them."""
+    crossed, uncrossed = budget.crossed_pct / 100.0, budget.uncrossed_pct / 100.0
+    span = farthest - nearest
+    if span <= crossed + uncrossed:
+        return min(max(0.0, -crossed - nearest), uncrossed - farthest)
+    if crossed + uncrossed <= 0.0:
+        return -0.5 * (nearest + farthest)
+    return -crossed * span / (crossed + uncrossed) - nearest
+
+
+def pair_disparity_adjustment(left: Image.Image, right: Image.Image, budget: ParallaxBudget | None = None) -> float:
+    """The disparity adjustment of a pair, from its convergence: its parallax range is measured
+    from the pixels (robust 2-98 % percentiles), and kept as it is where it fits the display's
+    comfortable budget (default: a VR headset's), else moved into it (`adjustment_into_budget`).
+    0 where the pair has too little texture to measure. Rounded to Apple's 1/10000 of the width."""
     measured = horizontal_parallax_range(left, right)
     if measured is None:
         return 0.0
-    nearest, _ = measured
-    return round(-nearest, 4) + 0.0
+    return round(adjustment_into_budget(*measured, budget or default_budget()), 4) + 0.0
 
 
 def spatial_xmp(meta: SpatialMetadata, eye: Eye) -> bytes:
@@ -166,20 +185,22 @@ def spatial_photo_bytes(
     horizontal_fov_deg: float = DEFAULT_HORIZONTAL_FOV_DEG,
     baseline_mm: float = DEFAULT_BASELINE_MM,
     disparity_adjustment: float | None = None,
+    budget: ParallaxBudget | None = None,
     quality: int = DEFAULT_QUALITY,
 ) -> bytes:
     """A spatial photo (HEIC) of a stereo pair, as bytes. `disparity_adjustment` (a fraction of the
-    width) None: taken from the pair's measured parallax (`pair_disparity_adjustment`)."""
+    width) None: from the pair's measured parallax and the comfortable `budget`
+    (`pair_disparity_adjustment`; default budget: a VR headset's)."""
     check_hevc_pair(left, right)
     check_spatial_values(horizontal_fov_deg, baseline_mm, disparity_adjustment)
     if not (isinstance(quality, int) and 1 <= quality <= 100):
         raise ValueError(f"quality must be an integer in 1..100, got {quality!r}")
+    pillow_heif = require_pillow_heif()
     left, right = left.convert("RGB"), right.convert("RGB")
     if disparity_adjustment is None:
-        disparity_adjustment = pair_disparity_adjustment(left, right)
+        disparity_adjustment = pair_disparity_adjustment(left, right, budget)
     meta = SpatialMetadata(left.width, left.height, horizontal_fov_deg, baseline_mm, disparity_adjustment)
 
-    pillow_heif = require_pillow_heif()
     heif = pillow_heif.from_pillow(left)
     heif.add_from_pillow(right)
     heif.primary_index = 0

@@ -17,9 +17,12 @@ from PIL import Image
 
 from stereo_pack.stereo_ops import isobmff
 from stereo_pack.stereo_ops.pair_parallax import horizontal_parallax_range
+from stereo_pack.stereo_ops.comfort import ParallaxBudget
 from stereo_pack.stereo_ops.spatial_photo import (
     DEFAULT_BASELINE_MM,
     DEFAULT_HORIZONTAL_FOV_DEG,
+    adjustment_into_budget,
+    default_budget,
     pair_disparity_adjustment,
     read_spatial_photo,
     spatial_photo_bytes,
@@ -126,9 +129,11 @@ def test_metadata_reads_back(spatial):
         assert [float(v) for v in xmp["CameraIntrinsics"].split()] == pytest.approx([f, 0, w / 2, 0, f, h / 2, 0, 0, 1], rel=1e-5)
         assert [float(v) for v in xmp["CameraExtrinsicsRotation"].split()] == [1, 0, 0, 0, 1, 0, 0, 0, 1]
         assert [float(v) for v in xmp["CameraExtrinsicsPosition"].split()] == pytest.approx(position)
-        # The pair's content is SHIFT px in front of the screen: the adjustment moves it onto it
-        # (measured in whole pixels).
-        assert float(xmp["HorizontalDisparityAdjustment"]) == pytest.approx(SHIFT / w, abs=1.5 / w)
+        # The pair's content is SHIFT px (3.1 %) in front of the screen, beyond a VR headset's
+        # comfortable crossed parallax: the adjustment pushes it back to that limit (measured in
+        # whole pixels).
+        limit = default_budget().crossed_pct / 100
+        assert float(xmp["HorizontalDisparityAdjustment"]) == pytest.approx(SHIFT / w - limit, abs=1.5 / w)
 
 
 def test_explicit_values_are_written():
@@ -233,6 +238,24 @@ def test_parallax_range_of_a_rendered_scene(divergence, convergence):
     # The nearest: between the big near plane (D 0.8137) and the thin post (D 1); the farthest: the background (0.05).
     assert -s * (1.0 - convergence) - step <= near <= -s * (0.8137 - convergence) + step
     assert far == pytest.approx(-s * (0.05 - convergence), abs=step + 0.01)
+
+
+@pytest.mark.parametrize("nearest,farthest,expected", [
+    (-0.01, 0.01, 0.0),  # fits: the pair's own convergence stays
+    (-0.05, -0.03, 0.03),  # in front beyond the crossed limit: pushed back to it
+    (0.0, 0.04, -0.02),  # behind beyond the uncrossed limit: pulled forward to it
+    (-0.05, 0.03, 0.01),  # wider than the budget: both sides overflow alike (the budget is symmetric)
+])
+def test_adjustment_moves_the_pair_into_the_budget_as_little_as_possible(nearest, farthest, expected):
+    budget = ParallaxBudget(crossed_pct=2.0, uncrossed_pct=2.0)
+    adjustment = adjustment_into_budget(nearest, farthest, budget)
+    assert adjustment == pytest.approx(expected)
+    near, far = nearest + adjustment, farthest + adjustment
+    if farthest - nearest <= 0.04:
+        assert -0.02 - 1e-12 <= near and far <= 0.02 + 1e-12
+    else:
+        assert near + 0.02 == pytest.approx(-(far - 0.02))
+    assert adjustment_into_budget(-0.03, 0.01, ParallaxBudget(0.0, 0.0)) == pytest.approx(0.01)
 
 
 def test_flat_pair_has_no_adjustment():
