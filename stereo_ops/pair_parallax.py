@@ -6,8 +6,6 @@ Parallax here is x_right - x_left of a scene point, as a fraction of the image w
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from PIL import Image
 
@@ -31,13 +29,26 @@ def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
     return (c[size:size + h, size:size + w] - c[:h, size:size + w] - c[size:size + h, :w] + c[:h, :w]) / (size * size)
 
 
-def _median_of_votes(field: np.ndarray, size: int = 5) -> np.ndarray:
-    """Median of the votes around each pixel: single mismatches do not survive it."""
+def _box_sum(x: np.ndarray, size: int) -> np.ndarray:
+    """Sum over a size x size box, zero outside the image."""
     pad = size // 2
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(field, pad, constant_values=np.nan), (size, size))
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # windows without votes: nan, not used
-        return np.nanmedian(windows.reshape(*field.shape, -1), axis=-1).astype(np.float64)
+    c = np.cumsum(np.cumsum(np.pad(x, ((pad + 1, pad), (pad + 1, pad))), axis=0), axis=1)
+    h, w = x.shape
+    return c[size:size + h, size:size + w] - c[:h, size:size + w] - c[size:size + h, :w] + c[:h, :w]
+
+
+def _median_of_votes(best: np.ndarray, votes: np.ndarray, n_shifts: int, size: int = 5) -> np.ndarray:
+    """Median shift index of the votes around each pixel (by counting, the shifts being few):
+    single mismatches do not survive it. Only meaningful where `votes` is true."""
+    counts = np.cumsum([_box_sum((votes & (best == k)).astype(np.int32), size) for k in range(n_shifts)], axis=0)
+    return np.argmax(counts >= (counts[-1] + 1) // 2, axis=0)
+
+
+def _finite_median(costs: np.ndarray) -> np.ndarray:
+    """Median over the first axis of the finite entries (shifts that leave the image are inf)."""
+    ordered = np.sort(costs, axis=0)
+    middle = (np.isfinite(costs).sum(axis=0) - 1) // 2
+    return np.take_along_axis(ordered, np.maximum(middle, 0)[None], axis=0)[0]
 
 
 def _consistent(costs: np.ndarray, shifts: np.ndarray, best: np.ndarray) -> np.ndarray:
@@ -81,12 +92,12 @@ def horizontal_parallax_range(
         costs[k][:, hi:] = np.inf
     best = np.argmin(costs, axis=0)
     best_cost = np.take_along_axis(costs, best[None], axis=0)[0]
-    median = np.nanmedian(np.where(np.isfinite(costs), costs, np.nan), axis=0)
+    median = _finite_median(costs)
     gradient = np.zeros_like(a)
     gradient[:, 1:] = np.abs(np.diff(a, axis=1))
     texture = _box_mean(gradient, _WINDOW)
     votes = (texture > _MIN_TEXTURE) & (best_cost < _DISTINCT * median) & _consistent(costs, shifts, best)
     if votes.sum() < max(1, _MIN_VOTES * votes.size):
         return None
-    parallax = _median_of_votes(np.where(votes, shifts[best], np.nan))[votes] / w
+    parallax = shifts[_median_of_votes(best, votes, len(shifts))][votes] / w
     return float(np.percentile(parallax, low)), float(np.percentile(parallax, high))
