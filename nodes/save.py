@@ -7,8 +7,10 @@ import json
 import os
 import random
 import string
+from io import BytesIO
 
 import comfy.model_management
+import comfy.utils
 import folder_paths
 import numpy as np
 import torch
@@ -89,7 +91,9 @@ def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo
     pngs, mpos = [], []
     for i, (frame, base) in enumerate(zip(frames, bases)):
         png = f"{base}{suffix}.png"
-        to_pil(frame).save(os.path.join(folder, png), pnginfo=metadata, compress_level=4)
+        encoded = BytesIO()
+        to_pil(frame).save(encoded, format="PNG", pnginfo=metadata, compress_level=4)
+        write_file(folder, png, encoded.getvalue())
         pngs.append(saved(png, subfolder, "output"))
         if save_mpo:
             mpo = f"{base}.mpo"
@@ -130,6 +134,7 @@ def save_spatial_photos(left, right, filename_prefix, save_mpo, display=None) ->
     check_spatial_pairs(left)
     folder, subfolder, bases = output_files(filename_prefix, left.shape[2], left.shape[1], left.shape[0])
     photos, mpos = [], []
+    progress = comfy.utils.ProgressBar(len(bases))
     for i, base in enumerate(bases):
         comfy.model_management.throw_exception_if_processing_interrupted()
         eyes = to_pil(left[i]), to_pil(right[i])
@@ -140,6 +145,7 @@ def save_spatial_photos(left, right, filename_prefix, save_mpo, display=None) ->
             mpo = f"{base}.mpo"
             write_file(folder, mpo, stereo_mpo_bytes(*eyes))
             mpos.append(saved(mpo, subfolder, "output"))
+        progress.update(1)
     return photos, mpos
 
 
