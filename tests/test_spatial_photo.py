@@ -29,7 +29,12 @@ from stereo_pack.stereo_ops.spatial_photo import (
 )
 from stereo_pack.stereo_ops.synthetic_scenes import layered_scene
 
-pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is a test extra (pip install .[test])")
+
+@pytest.fixture(scope="module")
+def pillow_heif():
+    """Encoding and decoding need pillow-heif; the ISOBMFF and parallax tests do not."""
+    return pytest.importorskip("pillow_heif", reason="pillow-heif is a test extra (pip install .[test])")
+
 
 SHIFT = 3  # pixels the right view's content sits left of the left view's (crossed parallax)
 
@@ -53,7 +58,7 @@ def pair(width=96, height=64):
 
 
 @pytest.fixture(scope="module")
-def spatial():
+def spatial(pillow_heif):
     left, right = pair()
     return left, right, spatial_photo_bytes(left, right)
 
@@ -136,7 +141,7 @@ def test_metadata_reads_back(spatial):
         assert float(xmp["HorizontalDisparityAdjustment"]) == pytest.approx(SHIFT / w - limit, abs=1.5 / w)
 
 
-def test_explicit_values_are_written():
+def test_explicit_values_are_written(pillow_heif):
     left, right = pair()
     data = spatial_photo_bytes(left, right, horizontal_fov_deg=45.0, baseline_mm=20.5, disparity_adjustment=-0.0125)
     info = read_spatial_photo(data)
@@ -148,7 +153,7 @@ def test_explicit_values_are_written():
 
 # --- both eyes decode, left is left -------------------------------------------------------------
 
-def test_both_eyes_decode_at_40_db_and_left_is_left(spatial):
+def test_both_eyes_decode_at_40_db_and_left_is_left(spatial, pillow_heif):
     left, right, data = spatial
     heif = pillow_heif.open_heif(io.BytesIO(data))
     assert len(heif) == 2 and heif.primary_index == 0
@@ -160,7 +165,7 @@ def test_both_eyes_decode_at_40_db_and_left_is_left(spatial):
     assert psnr(Image.open(io.BytesIO(data)).convert("RGB"), left) >= 40
 
 
-def test_pillow_heif_reads_the_stereo_group(spatial):
+def test_pillow_heif_reads_the_stereo_group(spatial, pillow_heif):
     _, _, data = spatial
     groups = pillow_heif.open_heif(io.BytesIO(data)).info.get("entity_groups")
     if groups is None:
@@ -169,7 +174,7 @@ def test_pillow_heif_reads_the_stereo_group(spatial):
     assert group["type"] == "ster" and group["images"] == [0, 1]
 
 
-def test_detail_of_a_rendered_scene_survives_in_luma():
+def test_detail_of_a_rendered_scene_survives_in_luma(pillow_heif):
     # Saturated colour textures of 16-pixel periods lose chroma to 4:2:0 (about 34 dB in RGB);
     # the luminance, what stereo vision matches, stays far above it.
     scene = layered_scene(64, 96)
