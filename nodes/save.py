@@ -7,7 +7,6 @@ import json
 import os
 import random
 import string
-from io import BytesIO
 
 import comfy.model_management
 import comfy.utils
@@ -62,6 +61,27 @@ def saved(filename: str, subfolder: str, folder_type: str) -> dict:
     return {"filename": filename, "subfolder": subfolder, "type": folder_type}
 
 
+def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo) -> tuple[list[dict], list[dict]]:
+    """One PNG (and optionally one MPO) per pair, numbered like the host's SaveImage numbers files."""
+    out_dir = folder_paths.get_output_directory()
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+        filename_prefix, out_dir, frames.shape[2], frames.shape[1]
+    )
+    pngs, mpos = [], []
+    for i, frame in enumerate(frames):
+        base = f"{name.replace('%batch_num%', str(i))}_{counter:05}"
+        png = f"{base}{suffix}.png"
+        to_pil(frame).save(os.path.join(folder, png), pnginfo=metadata, compress_level=4)
+        pngs.append(saved(png, subfolder, "output"))
+        if save_mpo:
+            mpo = f"{base}.mpo"
+            with open(os.path.join(folder, mpo), "wb") as f:
+                f.write(stereo_mpo_bytes(to_pil(left[i]), to_pil(right[i])))
+            mpos.append(saved(mpo, subfolder, "output"))
+        counter += 1
+    return pngs, mpos
+
+
 def output_files(filename_prefix: str, width: int, height: int, count: int) -> tuple[str, str, list[str]]:
     """(folder, subfolder, one base name per pair), numbered on like the host's SaveImage. The host
     refuses a prefix that leads outside the output folder; this says which input caused it."""
@@ -83,23 +103,6 @@ def write_file(folder: str, file: str, data: bytes) -> None:
             f.write(data)
     except OSError as exc:
         raise ValueError(f"filename_prefix: cannot write {file} in the output folder ({exc.strerror})") from exc
-
-
-def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo) -> tuple[list[dict], list[dict]]:
-    """One PNG (and optionally one MPO) per pair."""
-    folder, subfolder, bases = output_files(filename_prefix, frames.shape[2], frames.shape[1], frames.shape[0])
-    pngs, mpos = [], []
-    for i, (frame, base) in enumerate(zip(frames, bases)):
-        png = f"{base}{suffix}.png"
-        encoded = BytesIO()
-        to_pil(frame).save(encoded, format="PNG", pnginfo=metadata, compress_level=4)
-        write_file(folder, png, encoded.getvalue())
-        pngs.append(saved(png, subfolder, "output"))
-        if save_mpo:
-            mpo = f"{base}.mpo"
-            write_file(folder, mpo, stereo_mpo_bytes(to_pil(left[i]), to_pil(right[i])))
-            mpos.append(saved(mpo, subfolder, "output"))
-    return pngs, mpos
 
 
 def spatial_camera(display) -> dict:
