@@ -187,11 +187,16 @@ def test_detail_of_a_rendered_scene_survives_in_luma(pillow_heif):
 
 # --- an independent reader ----------------------------------------------------------------------
 
-def test_heif_info_accepts_the_file(spatial, tmp_path):
-    tool = shutil.which("heif-info")
+def _libheif_tool(name: str) -> str:
+    tool = shutil.which(name)
     if tool is None:
-        warnings.warn("heif-info (Debian: libheif-examples) not found: the independent reader check did NOT run")
-        pytest.skip("heif-info not found: install libheif-examples to check the file with an independent reader")
+        warnings.warn(f"{name} (Debian: libheif-examples) not found: the independent reader check did NOT run")
+        pytest.skip(f"{name} not found: install libheif-examples to check the file with an independent reader")
+    return tool
+
+
+def test_heif_info_accepts_the_file(spatial, tmp_path):
+    tool = _libheif_tool("heif-info")
     _, _, data = spatial
     path = tmp_path / "pair_spatial.heic"
     path.write_bytes(data)
@@ -207,6 +212,24 @@ def test_heif_info_accepts_the_file(spatial, tmp_path):
         )
     else:
         assert "grpl" in dump.stdout
+
+
+def test_heif_convert_decodes_both_eyes(spatial, tmp_path):
+    """A second decoder (the system's libheif with libde265) writes the two images in file order."""
+    tool = _libheif_tool("heif-convert")
+    left, right, data = spatial
+    (tmp_path / "pair_spatial.heic").write_bytes(data)
+    run = subprocess.run([tool, str(tmp_path / "pair_spatial.heic"), str(tmp_path / "eye.png")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    decoded = {p.name: Image.open(p).convert("RGB") for p in tmp_path.glob("eye*.png")}
+    assert len(decoded) == 2, run.stdout
+    # Each eye decodes; where the tool numbers the images (eye-1, eye-2), the left comes first.
+    as_left = [name for name, image in decoded.items() if psnr(image, left) >= 40]
+    as_right = [name for name, image in decoded.items() if psnr(image, right) >= 40]
+    assert len(as_left) == len(as_right) == 1 and as_left != as_right
+    if set(decoded) == {"eye-1.png", "eye-2.png"}:
+        assert as_left == ["eye-1.png"]
 
 
 # --- bad inputs ---------------------------------------------------------------------------------
