@@ -1,4 +1,5 @@
-"""StereoSaveImage: save stereo pairs under names VR players recognise, with an in-node stereo viewer."""
+"""StereoSaveImage: save stereo pairs under names VR players recognise, or as Apple spatial photos,
+with an in-node stereo viewer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import random
 import string
 
+import comfy.model_management
+import comfy.utils
 import folder_paths
 import numpy as np
 import torch
@@ -18,12 +21,20 @@ from PIL.PngImagePlugin import PngInfo
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, VR_SUFFIXES, anaglyph, side_by_side, split_stereo, stereo_mpo_bytes
 from ..stereo_ops.stereo_video import file_suffix, stereo_mode_of
 from ..stereo_ops.vr180 import MAX_FOV, MIN_FOV, flat_to_vr180
+from ..stereo_ops import spatial_photo
+from ..stereo_ops.stereo_geometry import DisplayTarget
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
+from .stereo_types import StereoDisplayType
 
 CATEGORY = "stereo/output"
 ANAGLYPH = "anaglyph"
 SAVE_LAYOUTS = [*LAYOUTS, ANAGLYPH]
 ANAGLYPH_SUFFIX = "_redcyan"
+PNG = "png"
+SPATIAL_PHOTO = "spatial photo (HEIC)"
+VR180 = "VR180 (png)"
+SAVE_FORMATS = [PNG, VR180, SPATIAL_PHOTO]
+SPATIAL_SUFFIX = "_spatial.heic"
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
@@ -53,7 +64,7 @@ def compose_vr180(left: torch.Tensor, right: torch.Tensor, layout: str, fov: flo
     """Each eye as a 180 x 180 equirect with the picture as a floating screen, named _180_LR / _180_TB."""
     if layout == ANAGLYPH or stereo_mode_of(layout) is None:
         raise ValueError(
-            f"vr180 needs the parallel or top-bottom layout (VR180 players want the left eye left or on "
+            f"format VR180 needs the parallel or top-bottom layout (VR180 players want the left eye left or on "
             f"top); got layout {layout!r}"
         )
     frames = side_by_side(flat_to_vr180(left, fov), flat_to_vr180(right, fov), layout)
@@ -85,6 +96,76 @@ def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo
     return pngs, mpos
 
 
+def output_files(filename_prefix: str, width: int, height: int, count: int) -> tuple[str, str, list[str]]:
+    """(folder, subfolder, one base name per pair), numbered on like the host's SaveImage. The host
+    refuses a prefix that leads outside the output folder; this says which input caused it."""
+    out_dir = folder_paths.get_output_directory()
+    target = os.path.abspath(os.path.join(out_dir, os.path.dirname(os.path.normpath(filename_prefix))))
+    if os.path.commonpath((os.path.abspath(out_dir), target)) != os.path.abspath(out_dir):
+        raise ValueError(
+            f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder; "
+            "use a name or a subfolder inside it"
+        )
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir, width, height)
+    bases = [f"{name.replace('%batch_num%', str(i))}_{counter + i:05}" for i in range(count)]
+    return folder, subfolder, bases
+
+
+def write_file(folder: str, file: str, data: bytes) -> None:
+    try:
+        with open(os.path.join(folder, file), "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise ValueError(f"filename_prefix: cannot write {file} in the output folder ({exc.strerror})") from exc
+
+
+def spatial_camera(display) -> dict:
+    """The spatial photo's field of view, baseline and parallax budget: those of the display target
+    the pair was made for (the angle its image subtends, its viewer's eye separation), else the
+    defaults."""
+    if display is None:
+        return {}
+    if not isinstance(display, DisplayTarget):
+        raise ValueError("display: connect the output of a Stereo Display Target")
+    return {
+        "horizontal_fov_deg": display.display.horizontal_fov_deg,
+        "baseline_mm": display.display.eye_separation_m * 1000.0,
+        "budget": display.budget,
+    }
+
+
+def check_spatial_pairs(left: torch.Tensor) -> None:
+    """Before anything is written: what a spatial photo needs of the batch and the environment."""
+    height, width = left.shape[1], left.shape[2]
+    if width % 2 or height % 2:
+        raise ValueError(
+            f"stereo: each eye is {width}x{height}, but a spatial photo (HEIC, 4:2:0) needs an even width "
+            "and height; crop or resize the pair by one pixel first, or save it as png"
+        )
+    spatial_photo.require_pillow_heif()
+
+
+def save_spatial_photos(left, right, filename_prefix, save_mpo, display=None) -> tuple[list[dict], list[dict]]:
+    """One Apple spatial photo (and optionally one MPO) per pair."""
+    camera = spatial_camera(display)
+    check_spatial_pairs(left)
+    folder, subfolder, bases = output_files(filename_prefix, left.shape[2], left.shape[1], left.shape[0])
+    photos, mpos = [], []
+    progress = comfy.utils.ProgressBar(len(bases))
+    for i, base in enumerate(bases):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        eyes = to_pil(left[i]), to_pil(right[i])
+        photo = f"{base}{SPATIAL_SUFFIX}"
+        write_file(folder, photo, spatial_photo.spatial_photo_bytes(*eyes, **camera))
+        photos.append(saved(photo, subfolder, "output"))
+        if save_mpo:
+            mpo = f"{base}.mpo"
+            write_file(folder, mpo, stereo_mpo_bytes(*eyes))
+            mpos.append(saved(mpo, subfolder, "output"))
+        progress.update(1)
+    return photos, mpos
+
+
 def save_eye_previews(left: torch.Tensor, right: torch.Tensor) -> list[dict]:
     """Each eye as a temp PNG, for the in-node stereo viewer (it composes the views itself)."""
     temp_dir = folder_paths.get_temp_directory()
@@ -111,7 +192,8 @@ class StereoSaveImage(io.ComfyNode):
             category=CATEGORY,
             description="Save each pair of a stereo batch to ComfyUI's output folder as one PNG "
             "whose name tells VR and 3D players its layout (_LR, _LRF_Full_SBS, _TB, _redcyan, ...), "
-            "with the workflow embedded like Save Image does; optionally also as a stereo MPO file "
+            "with the workflow embedded like Save Image does, or as an Apple spatial photo (HEIC) for "
+            "Vision Pro, iPhone and Mac Photos (format); optionally also as a stereo MPO file "
             "(3D cameras, 3D photo frames, StereoPhoto Maker). The node shows the pair in a stereo "
             "viewer that starts in the saved layout: anaglyph (with anaglyph_method), parallel, "
             "cross-eyed, top-bottom or wiggle.",
@@ -135,16 +217,27 @@ class StereoSaveImage(io.ComfyNode):
                     "save_mpo", default=False,
                     tooltip="Also write a stereo MPO (multi-picture JPEG: left, then right) per pair.",
                 ),
-                io.Boolean.Input(
-                    "vr180", default=False, optional=True,
-                    tooltip="Save each pair as VR180: each eye a 180 x 180 degree equirectangular view with "
-                    "the picture as a floating screen vr180_fov degrees wide, black around it, named "
-                    "_180_LR (parallel) or _180_TB (top-bottom) for VR photo viewers.",
+                io.Combo.Input(
+                    "format", options=SAVE_FORMATS, default=PNG, optional=True,
+                    tooltip="What is written per pair. png: one PNG in the chosen layout. VR180 (png): "
+                    "each eye a 180 x 180 degree equirectangular view with the picture as a floating "
+                    "screen vr180_fov degrees wide, named _180_LR (parallel) or _180_TB (top-bottom) "
+                    "for VR photo viewers. spatial photo (HEIC): one Apple spatial photo "
+                    "(name_00001_spatial.heic), which Photos on Vision Pro, iPhone and Mac shows in 3D; "
+                    "it holds both eyes at full size with the stereo pair group and spatial metadata, "
+                    "needs pillow-heif and an even width and height (docs/spatial-photo.md).",
                 ),
                 io.Float.Input(
                     "vr180_fov", default=90.0, min=MIN_FOV, max=MAX_FOV, step=1.0, optional=True,
-                    tooltip="With vr180: how wide the picture appears, in degrees; its height follows "
+                    tooltip="VR180 only: how wide the picture appears, in degrees; its height follows "
                     "the aspect ratio.",
+                ),
+                StereoDisplayType.Input(
+                    "display", optional=True,
+                    tooltip="Optional display target (Stereo Display Target). For a spatial photo, "
+                    "its field of view (the angle its image subtends) and its eye separation become the "
+                    "photo's field of view and baseline, instead of 60 degrees and 64 mm, and its "
+                    "comfortable parallax (instead of a VR headset's) bounds the disparity adjustment.",
                 ),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
@@ -153,18 +246,24 @@ class StereoSaveImage(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, vr180=False, vr180_fov=90.0
+        cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, format=PNG, vr180_fov=90.0, display=None
     ) -> io.NodeOutput:
+        if format not in SAVE_FORMATS:
+            raise ValueError(f"format must be one of {SAVE_FORMATS}, got {format!r}")
         left, right = split_stereo(stereo, "stereo")
-        if vr180:
-            frames, suffix = compose_vr180(left, right, layout, vr180_fov)
-        else:
-            frames, suffix = compose(left, right, layout, anaglyph_method)
-        metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
-        pngs, mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
-        # The saved files go under their own key, not "images": for "images" the frontend draws a
+        # The saved files go under their own keys, not "images": for "images" the frontend draws a
         # flat preview of the saved file under the node's stereo viewer, a second copy of the pair.
-        ui = {"stereo_images": pngs, "stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]}
+        ui = {}
+        if format == SPATIAL_PHOTO:
+            ui["stereo_spatial"], mpos = save_spatial_photos(left, right, filename_prefix, save_mpo, display)
+        else:
+            if format == VR180:
+                frames, suffix = compose_vr180(left, right, layout, vr180_fov)
+            else:
+                frames, suffix = compose(left, right, layout, anaglyph_method)
+            metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
+            ui["stereo_images"], mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
+        ui.update({"stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]})
         if mpos:
             ui["stereo_mpo"] = mpos
         return io.NodeOutput(ui=ui)

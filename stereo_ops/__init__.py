@@ -1,5 +1,5 @@
 """StereoDiffusion in plain torch: disparity preparation, stereo pixel shift, SPSMD, schedules,
-and the stereo outputs (side-by-side layouts, anaglyphs, stereo MPO files).
+and the stereo outputs (side-by-side layouts, anaglyphs, stereo MPO files, Apple spatial photos).
 
 This package imports nothing from ComfyUI and can be used on its own.
 """
@@ -36,6 +36,13 @@ from .pixel_shift import (
     warp_right,
 )
 from .schedule import StereoSchedule, plan_schedule
+from .spatial_photo import (
+    DEFAULT_BASELINE_MM,
+    DEFAULT_HORIZONTAL_FOV_DEG,
+    SpatialMetadata,
+    read_spatial_photo,
+    spatial_photo_bytes,
+)
 from .spsmd import deblur_fill, spsmd_copy
 from .stereo_batch import duplicate_for_stereo, join_stereo, split_stereo
 
@@ -55,6 +62,9 @@ __all__ = [
     "ShiftMode",
     "ShiftResult",
     "StereoSchedule",
+    "SpatialMetadata",
+    "DEFAULT_BASELINE_MM",
+    "DEFAULT_HORIZONTAL_FOV_DEG",
     "StereoViews",
     "as_disparity_batch",
     "deblur_fill",
@@ -71,6 +81,8 @@ __all__ = [
     "DEFAULT_GRID_FIT",
     "resize_disparity",
     "spsmd_copy",
+    "read_spatial_photo",
+    "spatial_photo_bytes",
     "split_stereo",
     "stereo_mpo_bytes",
     "stereo_pixel_shift",

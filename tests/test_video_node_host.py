@@ -113,7 +113,7 @@ def test_spatial_video_says_what_is_missing(dirs):
 
 
 def test_save_image_vr180_writes_equirect_eyes_named_for_players(dirs):
-    """Stereo Save Image with vr180: a 2:1 PNG of two square 180-degree eyes, the picture in the middle
+    """Stereo Save Image in the VR180 format: a 2:1 PNG of two square 180-degree eyes, the picture in the middle
     of each and black around it, named _180_LR."""
     from PIL import Image
 
@@ -124,7 +124,7 @@ def test_save_image_vr180_writes_equirect_eyes_named_for_players(dirs):
         "3": {"class_type": "StereoJoin", "inputs": {"left": ["1", 0], "right": ["2", 0]}},
         "4": {"class_type": "StereoSaveImage", "inputs": {
             "stereo": ["3", 0], "filename_prefix": "vr", "layout": "parallel", "anaglyph_method": "dubois",
-            "save_mpo": False, "vr180": True, "vr180_fov": 60.0}},
+            "save_mpo": False, "format": "VR180 (png)", "vr180_fov": 60.0}},
     }
     outputs = prompt_execution.run_prompt(graph)
     (png,) = outputs["4"]["stereo_images"]
@@ -142,7 +142,7 @@ def test_save_image_vr180_refuses_layouts_players_cannot_read(dirs):
         "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 2, "color": 0}},
         "2": {"class_type": "StereoSaveImage", "inputs": {
             "stereo": ["1", 0], "filename_prefix": "vr", "layout": "cross-eyed", "anaglyph_method": "dubois",
-            "save_mpo": False, "vr180": True}},
+            "save_mpo": False, "format": "VR180 (png)"}},
     }
-    with pytest.raises(prompt_execution.PromptError, match="vr180 needs the parallel or top-bottom"):
+    with pytest.raises(prompt_execution.PromptError, match="format VR180 needs the parallel or top-bottom"):
         prompt_execution.run_prompt(graph)
