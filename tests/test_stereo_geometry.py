@@ -5,18 +5,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stereo_ops.comfort import DISPLAY_PRESETS, auto_settings, disparity_range, parallax_budget, parallax_range
-from stereo_ops.pixel_shift import displacement
-from stereo_ops.sampling import StereoEdits, StereoShiftSettings
-from stereo_ops.stereo_geometry import (
+from stereo_pack.stereo_ops.comfort import (
+    DISPLAY_PRESETS,
+    auto_settings,
+    disparity_range,
+    parallax_budget,
+    parallax_range,
+)
+from stereo_pack.stereo_ops.pixel_shift import displacement
+from stereo_pack.stereo_ops.sampling import StereoEdits, StereoShiftSettings
+from stereo_pack.stereo_ops.stereo_geometry import (
     StereoGeometry,
     display_target,
     floating_window,
     geometry_for,
     window_keep,
 )
-from stereo_ops.synthetic_scenes import Plane, layered_scene
-from stereo_ops.warp import forward_warp, full_resolution_disparity, right_from_left, stereo_warp
+from stereo_pack.stereo_ops.synthetic_scenes import Plane, layered_scene
+from stereo_pack.stereo_ops.warp import forward_warp, full_resolution_disparity, right_from_left, stereo_warp
 
 VR = display_target("VR headset", floating_window=True)
 
