@@ -164,3 +164,15 @@ def test_auto_geometry_needs_a_map():
         geometry_for(None, 3.0, 0.5, VR)
     with pytest.raises(ValueError, match="^display"):
         display_target("IMAX")
+
+
+def test_settings_resolved_ahead_carry_the_floating_window():
+    """A caller that resolves the target over the whole batch passes the settings it gives."""
+    scene = _edge_scene(32, 48)
+    d = scene.disparity.float()
+    g = geometry_for(d, 0.0, 0.0, VR)
+    ahead = StereoShiftSettings(d, g.divergence, g.convergence, "subpixel", 0.0, False, None, g.floating_window)
+    late = _settings(d, VR)
+    like = torch.zeros(1, 4, 32, 48)
+    assert torch.equal(StereoEdits(ahead, 1, like, seed=0).shift_px, StereoEdits(late, 1, like, seed=0).shift_px)
+    assert ahead.geometry(None) == g
