@@ -215,7 +215,8 @@ class StereoKSampler(io.ComfyNode):
             description="KSampler that denoises each image together with its right-eye partner, starting "
             "from the same noise, and turns it into a stereo pair by StereoDiffusion (stereo pixel shift of "
             "the left latent, SPSMD, hole inpainting). Output: a stereo batch (N lefts, then N rights) for "
-            "one VAE Decode. Combine with Stereo Attention Patch for better consistency.",
+            "one VAE Decode. Combine with Stereo Attention Patch for better consistency; connect a Stereo Display "
+            "Target to set the depth for the display the pair is watched on.",
             inputs=[
                 io.Model.Input(
                     "model", tooltip="The diffusion model: any image model the host runs (SD1.x, SD2.x, SDXL, SD3.x, "
