@@ -89,7 +89,8 @@ class StereoDisplayTarget(io.ComfyNode):
                     "preset", options=[*DISPLAY_PRESETS, CUSTOM], default=DEFAULT_DISPLAY,
                     tooltip="VR headset: the virtual screen of a headset's player (about 60 degrees wide). 3D TV or "
                     "monitor: a 65-inch TV at 3 m. Phone in a viewer: a phone in a Cardboard-style viewer. Desktop "
-                    "free viewing: a parallel or cross-eyed pair at arm's length. custom: the three measurements below.",
+                    "free viewing: a parallel or cross-eyed pair at arm's length. custom: the three measurements "
+                    "below.",
                 ),
                 io.Boolean.Input(
                     "floating_window", default=True,
@@ -99,7 +100,8 @@ class StereoDisplayTarget(io.ComfyNode):
                 ),
                 io.Float.Input(
                     "screen_width_m", default=1.44, min=0.01, max=1000.0, step=0.01,
-                    tooltip="custom only: width of the image on the screen, in metres (for a headset, of the virtual screen).",
+                    tooltip="custom only: width of the image on the screen, in metres (for a headset, of the "
+                    "virtual screen).",
                 ),
                 io.Float.Input(
                     "viewing_distance_m", default=3.0, min=0.01, max=1000.0, step=0.01,
@@ -107,7 +109,8 @@ class StereoDisplayTarget(io.ComfyNode):
                 ),
                 io.Float.Input(
                     "eye_separation_mm", default=63.0, min=30.0, max=90.0, step=0.5,
-                    tooltip="custom only: the viewer's eye separation in millimetres (adults: about 63; children less).",
+                    tooltip="custom only: the viewer's eye separation in millimetres (adults: about 63; children "
+                    "less).",
                 ),
             ],
             outputs=[
@@ -119,11 +122,14 @@ class StereoDisplayTarget(io.ComfyNode):
     @classmethod
     def execute(cls, preset, floating_window, screen_width_m, viewing_distance_m, eye_separation_mm) -> io.NodeOutput:
         if preset == CUSTOM:
-            display = custom_display(float(screen_width_m), float(viewing_distance_m), float(eye_separation_mm) / 1000.0)
+            display = custom_display(
+                float(screen_width_m), float(viewing_distance_m), float(eye_separation_mm) / 1000.0
+            )
         elif preset in DISPLAY_PRESETS:
             display = DISPLAY_PRESETS[preset]
         else:
-            raise ValueError(f"preset: unknown display {preset!r}; choose one of {', '.join([*DISPLAY_PRESETS, CUSTOM])}")
+            choices = ", ".join([*DISPLAY_PRESETS, CUSTOM])
+            raise ValueError(f"preset: unknown display {preset!r}; choose one of {choices}")
         target = DisplayTarget(display, bool(floating_window))
         return io.NodeOutput(target, budget_summary(target))
 

@@ -250,7 +250,9 @@ def auto_settings(budget: ParallaxBudget, disparity_lo: float, disparity_hi: flo
     return divergence, hi - budget.crossed_pct / divergence
 
 
-def disparity_range(disparity: torch.Tensor, percentiles: tuple[float, float] = ROBUST_PERCENTILES) -> tuple[float, float]:
+def disparity_range(
+    disparity: torch.Tensor, percentiles: tuple[float, float] = ROBUST_PERCENTILES
+) -> tuple[float, float]:
     """The robust range (low, high) of a disparity map or of a whole batch of maps (video: one
     range for all frames, so the geometry does not jump between them), between two percentiles."""
     lo_pct, hi_pct = percentiles
