@@ -41,6 +41,7 @@ MAX_VERTICAL = 0.03
 # Normalisation window radius and aggregation window radius, in pixels of each level.
 NORM_RADIUS = 3
 AGG_RADIUS = 2
+FINE_RADIUS = 2
 # Contrast (standard deviation, image values 0..1) below which a window is textureless.
 MIN_CONTRAST = 0.004
 # Cost of comparing with a column outside the other image (normalised values are ~N(0, 1), so a
@@ -54,6 +55,8 @@ SGM_P2 = 0.3
 # A trusted match costs less than this (two unrelated windows cost about 1.1; sensor noise and
 # resampling about 0.1 to 0.3).
 MAX_COST = 0.5
+# Neighbourhood (radius, finest-level pixels) whose extreme coarse answers are tried as well.
+HYPOTHESIS_RADIUS = 4
 # Left-right check tolerance, in pixels of the finest level.
 LR_TOLERANCE = 1.0
 
@@ -247,6 +250,23 @@ def _refine(vol: torch.Tensor, base: torch.Tensor, reach: int) -> tuple[torch.Te
     return base.float() + (k - reach).float() + frac.clamp(-0.5, 0.5), best_cost
 
 
+def _refine_hypotheses(a: torch.Tensor, b: torch.Tensor, base: torch.Tensor, sign: int):
+    """Sub-pixel shifts of `a` against `b` near the level below's answer at the pixel, or at the
+    largest or smallest answer around it: near depth edges the coarse windows spread one
+    surface's shift over its neighbour, and only the neighbour's own shift can undo that."""
+    r = HYPOTHESIS_RADIUS
+    wide = base.float().unsqueeze(0)
+    hi = F.max_pool2d(wide, 2 * r + 1, 1, r)[0].long()
+    lo = (-F.max_pool2d(-wide, 2 * r + 1, 1, r))[0].long()
+    best_p, best_cost = _refine(_local_costs(a, b, base, sign, FINE_RADIUS, 2), base, 2)
+    for other in (hi, lo):
+        p, cost = _refine(_local_costs(a, b, other, sign, FINE_RADIUS, 2), other, 2)
+        better = cost < best_cost
+        best_p = torch.where(better, p, best_p)
+        best_cost = torch.where(better, cost, best_cost)
+    return best_p, best_cost
+
+
 def _lr_consistent(p: torch.Tensor, p_other: torch.Tensor, sign: int) -> torch.Tensor:
     """Whether p (reference eye) agrees with p_other at the matched column (x + sign * p)."""
     h, w = p.shape
@@ -329,8 +349,8 @@ def match_pair(left: torch.Tensor, right: torch.Tensor) -> MatchLevel:
     nr_v, std_r = shift_rows_linear(nr, v0), shift_rows_linear(std_r, v0)
     base_r = torch.round(_upsample(p_right, h, w, factor)).long()
     unique = _upsample(unique.float(), h, w, 1.0) > 0.5
-    p, cost = _refine(_local_costs(nl, nr_v, base_l, 1, AGG_RADIUS, 2), base_l, 2)
-    p_right, cost_right = _refine(_local_costs(nr_v, nl, base_r, -1, AGG_RADIUS, 2), base_r, 2)
+    p, cost = _refine_hypotheses(nl, nr_v, base_l, 1)
+    p_right, cost_right = _refine_hypotheses(nr_v, nl, base_r, -1)
 
     consistent = _lr_consistent(p, p_right, 1)
     consistent_right = _lr_consistent(p_right, p, -1)
