@@ -31,9 +31,10 @@ import torch
 
 from .attention import StereoPass
 from .disparity import fit_disparity_to_grid
-from .pixel_shift import ShiftMode, ShiftResult, displacement, warp_left, warp_right
+from .pixel_shift import ShiftMode, ShiftResult, warp_left, warp_right
 from .schedule import StereoSchedule
 from .spsmd import deblur_fill, spsmd_copy
+from .stereo_geometry import DisplayTarget, StereoGeometry, geometry_for
 
 SamplerFn = Callable[..., torch.Tensor]
 # (sigma, unit_noise) -> the sampler-state value of pure noise at that level (the model's own
@@ -51,7 +52,9 @@ DEBLUR_SEED_OFFSET = 0xDEB
 @dataclass(frozen=True)
 class StereoShiftSettings:
     """What the edits do. `disparity` is one map (H, W) or one per pair (N, H, W), any size, 0..1,
-    or None when it is estimated during sampling."""
+    or None when it is estimated during sampling. With a display `target`, divergence and
+    convergence are ignored: they are derived from the target's budget and the map's disparity
+    range (`stereo_geometry.geometry_for`), when the map is known."""
 
     disparity: torch.Tensor | None
     divergence: float
@@ -59,6 +62,11 @@ class StereoShiftSettings:
     mode: ShiftMode = "subpixel"
     balance: float = 0.0
     deblur: bool = True
+    target: DisplayTarget | None = None
+
+    def geometry(self, disparity: torch.Tensor | None) -> StereoGeometry:
+        """The geometry these settings give for `disparity` (the map as given, before any resize)."""
+        return geometry_for(disparity, self.divergence, self.convergence, self.target)
 
 
 @dataclass
@@ -201,11 +209,10 @@ class PairedNoise:
         return torch.cat([n, n], dim=0)
 
 
-def _balanced_spsmd_source(disparity, settings: StereoShiftSettings):
+def _balanced_spsmd_source(a_full: torch.Tensor, settings: StereoShiftSettings):
     """After a balanced shift the left view is itself warped: SPSMD re-derives the right view from
-    it with the disparity as seen from the left eye, moved by the full parallax."""
-    a_full = displacement(disparity, settings.divergence, settings.convergence)
-    seen = warp_right(disparity.unsqueeze(1), a_full * settings.balance, settings.mode)
+    it with the displacement as seen from the left eye (the full parallax, carried there)."""
+    seen = warp_right(a_full.unsqueeze(1), a_full * settings.balance, settings.mode)
     return seen.image[:, 0], seen.filled
 
 
@@ -221,6 +228,7 @@ class StereoEdits:
         self.settings, self.pairs = settings, pairs
         self.grid = (like.shape[-2], like.shape[-1])
         self.disparity = None
+        self.geometry: StereoGeometry | None = None
         if settings.disparity is not None:
             self.set_disparity(settings.disparity.to(like.device))
         self.fill_noise = fill_noise or (lambda sigma, noise: noise * sigma.view(-1, *([1] * (noise.ndim - 1))))
@@ -233,11 +241,12 @@ class StereoEdits:
     def set_disparity(self, disparity: torch.Tensor) -> None:
         """Use this map (one, or one per pair; any size, 0..1) from now on."""
         h, w = self.grid
+        self.geometry = self.settings.geometry(disparity)
         self.disparity = fit_disparity_to_grid(disparity, h, w, batch_size=self.pairs)
-        self.shift_px = displacement(self.disparity, self.settings.divergence, self.settings.convergence)
-        self.spsmd_disparity, self.spsmd_source = self.disparity, None
+        self.shift_px = self.geometry.displacement(self.disparity)
+        self.spsmd_shift, self.spsmd_source = self.shift_px, None
         if self.settings.balance > 0.0:
-            self.spsmd_disparity, self.spsmd_source = _balanced_spsmd_source(self.disparity, self.settings)
+            self.spsmd_shift, self.spsmd_source = _balanced_spsmd_source(self.shift_px, self.settings)
 
     def _unmoved(self, view: torch.Tensor) -> ShiftResult:
         return ShiftResult(view, torch.ones((view.shape[0], *view.shape[2:]), dtype=torch.bool, device=view.device))
@@ -272,12 +281,7 @@ class StereoEdits:
     def spsmd(self, state: torch.Tensor) -> None:
         """In place: the right rows' filled pixels are copied again from the shifted left rows."""
         n = self.pairs
-        shifted = warp_left(
-            state[:n],
-            displacement(self.spsmd_disparity, self.settings.divergence, self.settings.convergence),
-            self.settings.mode,
-            self.spsmd_source,
-        )
+        shifted = warp_left(state[:n], self.spsmd_shift, self.settings.mode, self.spsmd_source)
         state[n:] = spsmd_copy(state[n:], shifted.image, shifted.filled)
 
     def apply(self, step: int, schedule: StereoSchedule, state: torch.Tensor, sigma: float, scale: float) -> None:

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from .disparity import as_disparity_batch, check_disparity_range, resize_disparity
-from .pixel_shift import ShiftResult, displacement
+from .pixel_shift import ShiftResult
+from .stereo_geometry import StereoGeometry
 
 # A segment landing this many pixels wide or more tears: the surface is not continuous there.
 MAX_STRETCH = 2.0
@@ -245,6 +246,7 @@ def stereo_warp(
     divergence: float,
     convergence: float = 0.0,
     balance: float = 0.0,
+    floating_window: bool = False,
 ) -> StereoWarpResult:
     """Both eyes of `image` (B, C, H, W, any strides) at full resolution, with the sampler's geometry.
 
@@ -252,6 +254,8 @@ def stereo_warp(
     any size (resized to the image). Content moves left in the right eye by
     a = divergence% * W * (D - convergence); the left eye takes `balance` of it (moving right),
     the right eye the rest. balance 0 keeps the image as the left eye, untouched.
+    `floating_window` fades crossed parallax to zero at the left and right borders, exactly as the
+    sampler does with the same setting (`stereo_geometry.StereoGeometry`).
     """
     if image.ndim != 4:
         raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
@@ -259,7 +263,7 @@ def stereo_warp(
         raise ValueError(f"balance must be in [0, 1], got {balance}")
     b, _, h, w = image.shape
     d = full_resolution_disparity(disparity, b, h, w).to(image.device)
-    a = displacement(d, divergence, convergence)
+    a = StereoGeometry(divergence, convergence, floating_window).displacement(d)
     keep = torch.ones((b, h, w), dtype=torch.bool, device=image.device)
     if divergence == 0.0:
         same = WarpResult(image, keep)
@@ -275,6 +279,7 @@ def right_from_left(
     divergence: float,
     convergence: float = 0.0,
     balance: float = 0.0,
+    floating_window: bool = False,
 ) -> WarpResult:
     """The right eye predicted from the left eye of a pair made with these settings.
 
@@ -284,7 +289,7 @@ def right_from_left(
     """
     b, _, h, w = left.shape
     d = full_resolution_disparity(disparity, b, h, w).to(left.device)
-    a = displacement(d, divergence, convergence)
+    a = StereoGeometry(divergence, convergence, floating_window).displacement(d)
     if divergence == 0.0:
         return WarpResult(left, torch.ones((b, h, w), dtype=torch.bool, device=left.device))
     if balance == 0.0:
@@ -312,12 +317,13 @@ def refine_right(
     convergence: float = 0.0,
     balance: float = 0.0,
     feather: int = 4,
+    floating_window: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Detail transfer: the right eye made of the full-resolution warp of `left` wherever the left
     eye sees the surface, and of `right` (the diffusion's own eye) in the disocclusions, with a
     feathered seam. Both (B, C, H, W). Returns the new right eye and the holes (B, H, W, bool)."""
     if left.shape != right.shape:
         raise ValueError(f"left {tuple(left.shape)} and right {tuple(right.shape)} must have the same shape")
-    warped = right_from_left(left, disparity, divergence, convergence, balance)
+    warped = right_from_left(left, disparity, divergence, convergence, balance, floating_window)
     weight = feather_weight(warped.holes, feather).unsqueeze(1).to(right.dtype)
     return torch.lerp(warped.image.to(right.dtype), right, weight), warped.holes
