@@ -17,6 +17,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, VR_SUFFIXES, anaglyph, side_by_side, split_stereo, stereo_mpo_bytes
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
+from .save_check import frame_metadata, pair_figures, viewer_summary
 
 CATEGORY = "stereo/output"
 ANAGLYPH = "anaglyph"
@@ -61,7 +62,8 @@ def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo
     for i, frame in enumerate(frames):
         base = f"{name.replace('%batch_num%', str(i))}_{counter:05}"
         png = f"{base}{suffix}.png"
-        to_pil(frame).save(os.path.join(folder, png), pnginfo=metadata, compress_level=4)
+        info = metadata[i] if isinstance(metadata, list) else metadata  # per pair: its check figures
+        to_pil(frame).save(os.path.join(folder, png), pnginfo=info, compress_level=4)
         pngs.append(saved(png, subfolder, "output"))
         if save_mpo:
             mpo = f"{base}.mpo"
@@ -122,20 +124,32 @@ class StereoSaveImage(io.ComfyNode):
                     "save_mpo", default=False,
                     tooltip="Also write a stereo MPO (multi-picture JPEG: left, then right) per pair.",
                 ),
+                io.Boolean.Input(
+                    "check", default=True, optional=True,
+                    tooltip="Run Stereo Check on each pair (under a second per pair) and write its figures into "
+                    "the PNG (text chunk stereo_check, JSON); the viewer shows the verdict and parallax range.",
+                ),
+                io.String.Input(
+                    "check_figures", optional=True, force_input=True,
+                    tooltip="Optional: the figures output of a Stereo Check on the same pairs, used instead of "
+                    "checking again.",
+                ),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo) -> io.NodeOutput:
+    def execute(cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, check=True, check_figures=None) -> io.NodeOutput:
         left, right = split_stereo(stereo, "stereo")
+        figures = pair_figures(left, right, check, check_figures)
         frames, suffix = compose(left, right, layout, anaglyph_method)
-        metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
+        metadata = frame_metadata(png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo), figures)
         pngs, mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
         # The saved files go under their own key, not "images": for "images" the frontend draws a
         # flat preview of the saved file under the node's stereo viewer, a second copy of the pair.
-        ui = {"stereo_images": pngs, "stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]}
+        ui = {"stereo_images": pngs, "stereo_views": save_eye_previews(left, right), "stereo_layout": [layout],
+              "stereo_check": viewer_summary(figures)}
         if mpos:
             ui["stereo_mpo"] = mpos
         return io.NodeOutput(ui=ui)

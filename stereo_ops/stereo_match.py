@@ -250,14 +250,21 @@ def _refine(vol: torch.Tensor, base: torch.Tensor, reach: int) -> tuple[torch.Te
     return base.float() + (k - reach).float() + frac.clamp(-0.5, 0.5), best_cost
 
 
+def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Largest value in a (2r+1)^2 window, as two separable passes (far cheaper than one)."""
+    k = 2 * radius + 1
+    x = F.max_pool2d(x, (1, k), 1, (0, radius))
+    return F.max_pool2d(x, (k, 1), 1, (radius, 0))
+
+
 def _refine_hypotheses(a: torch.Tensor, b: torch.Tensor, base: torch.Tensor, sign: int):
     """Sub-pixel shifts of `a` against `b` near the level below's answer at the pixel, or at the
     largest or smallest answer around it: near depth edges the coarse windows spread one
     surface's shift over its neighbour, and only the neighbour's own shift can undo that."""
     r = HYPOTHESIS_RADIUS
     wide = base.float().unsqueeze(0)
-    hi = F.max_pool2d(wide, 2 * r + 1, 1, r)[0].long()
-    lo = (-F.max_pool2d(-wide, 2 * r + 1, 1, r))[0].long()
+    hi = _max_filter(wide, r)[0].long()
+    lo = _max_filter(-wide, r)[0].neg().long()
     best_p, best_cost = _refine(_local_costs(a, b, base, sign, FINE_RADIUS, 2), base, 2)
     for other in (hi, lo):
         p, cost = _refine(_local_costs(a, b, other, sign, FINE_RADIUS, 2), other, 2)

@@ -79,3 +79,53 @@ def test_stereo_check_uses_the_display_budget_and_a_disparity_map(pack):
 def test_stereo_check_names_the_bad_input(pack, kwargs, message):
     with pytest.raises(ValueError, match=message):
         _node().execute(fix=False, **kwargs)
+
+
+@pytest.fixture
+def output_dirs(pack, tmp_path):
+    import folder_paths
+
+    old_out, old_temp = folder_paths.get_output_directory(), folder_paths.get_temp_directory()
+    out, temp = tmp_path / "output", tmp_path / "temp"
+    out.mkdir()
+    temp.mkdir()
+    folder_paths.set_output_directory(str(out))
+    folder_paths.set_temp_directory(str(temp))
+    yield out
+    folder_paths.set_output_directory(old_out)
+    folder_paths.set_temp_directory(old_temp)
+
+
+def _save(**inputs):
+    import nodes
+    from comfy_api.latest import io
+
+    save = nodes.NODE_CLASS_MAPPINGS["StereoSaveImage"].PREPARE_CLASS_CLONE({io.Hidden.prompt: {"1": {}}})
+    return save.execute(filename_prefix="checked", layout="parallel", anaglyph_method="dubois", save_mpo=False, **inputs)
+
+
+def test_save_writes_the_check_figures_into_each_png_and_the_viewer(output_dirs):
+    from PIL import Image
+
+    left, right = _pair()
+    stereo = torch.cat([left, right, right, left])  # pair 1 correct, pair 2 swapped
+    ui = _save(stereo=stereo).ui
+    chunks = [json.loads(Image.open(output_dirs / f["filename"]).text["stereo_check"]) for f in ui["stereo_images"]]
+    assert [c["eye_order"] for c in chunks] == ["correct", "swapped"]
+    assert all("prompt" in Image.open(output_dirs / f["filename"]).text for f in ui["stereo_images"])
+    viewer = ui["stereo_check"]
+    assert [v["verdict"] for v in viewer] == [chunks[0]["verdict"], "warn"]
+    assert "eyes swapped" in viewer[1]["warnings"]
+    assert viewer[0]["min_pct"] == pytest.approx(chunks[0]["parallax_pct"]["min"])
+
+    # Figures from a Stereo Check upstream are written as they are, without checking again.
+    figures = _node().execute(stereo=stereo, fix=False).result[3]
+    ui = _save(stereo=stereo, check_figures=figures).ui
+    again = [json.loads(Image.open(output_dirs / f["filename"]).text["stereo_check"]) for f in ui["stereo_images"]]
+    assert again == json.loads(figures)
+
+    ui = _save(stereo=stereo, check=False).ui
+    assert "stereo_check" not in Image.open(output_dirs / ui["stereo_images"][0]["filename"]).text
+    assert ui["stereo_check"] == []
+    with pytest.raises(ValueError, match="check_figures must be Stereo Check's figures for the same 2 pair"):
+        _save(stereo=stereo, check_figures="[{}]")
