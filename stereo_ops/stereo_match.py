@@ -209,12 +209,16 @@ def _winner(vol: torch.Tensor, lo: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer best shift (h, w) and whether it is unique (clearly better than a distinct shift)."""
     best_cost, best = vol.min(dim=0)
     # Second best at least two shifts away: neighbours of the best are always close to it.
-    d = vol.shape[0]
-    idx = torch.arange(d).view(d, 1, 1)
-    far = (idx - best.unsqueeze(0)).abs() >= 2
-    second = torch.where(far, vol, torch.full_like(vol, math.inf)).amin(dim=0)
-    unique = best_cost < UNIQUENESS * second
+    masked = vol.clone()
+    for step in (-1, 0, 1):
+        masked.scatter_(0, (best + step).clamp_(0, vol.shape[0] - 1).unsqueeze(0), math.inf)
+    unique = best_cost < UNIQUENESS * masked.amin(dim=0)
     return (best + lo).float(), unique
+
+
+def _best(vol: torch.Tensor, lo: int) -> torch.Tensor:
+    """Integer best shift (h, w)."""
+    return (vol.argmin(dim=0) + lo).float()
 
 
 def _upsample(x: torch.Tensor, h: int, w: int, factor: float) -> torch.Tensor:
@@ -318,7 +322,7 @@ def _coarse_search(nl: torch.Tensor, nr: torch.Tensor, textured: torch.Tensor):
     _, v, vol = best
     vol = semi_global(vol)
     p, unique = _winner(vol, -reach)
-    p_right, _ = _winner(_right_reference(vol, -reach), -reach)
+    p_right = _best(_right_reference(vol, -reach), -reach)
     return v, p, p_right, unique
 
 
@@ -345,7 +349,7 @@ def match_pair(left: torch.Tensor, right: torch.Tensor) -> MatchLevel:
         hi = min(math.ceil((hi + margin) * factor), w - 1)
         vol = _full_costs(nl, shift_rows(nr, rows_at(level)), lo, hi, AGG_RADIUS)
         p, unique = _winner(vol, lo)
-        p_right, _ = _winner(_right_reference(vol, lo), lo)
+        p_right = _best(_right_reference(vol, lo), lo)
 
     # Finest level: +-2 around the level below, from both eyes, sub-pixel.
     (nl, std), (nr, std_r) = norm_l[0], norm_r[0]
