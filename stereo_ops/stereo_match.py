@@ -43,7 +43,7 @@ NORM_RADIUS = 3
 AGG_RADIUS = 2
 FINE_RADIUS = 2
 # Contrast (standard deviation, image values 0..1) below which a window is textureless.
-MIN_CONTRAST = 0.004
+MIN_CONTRAST = 0.012
 # Cost of comparing with a column outside the other image (normalised values are ~N(0, 1), so a
 # random pair of pixels costs about 1.1).
 OUTSIDE_COST = 1.5
