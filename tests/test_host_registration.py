@@ -6,7 +6,7 @@ import torch
 PUBLIC_NODE_IDS = {
     "StereoSplit", "StereoJoin", "StereoSideBySide", "StereoAnaglyph", "StereoSaveImage",
     "StereoNullTextInversion", "StereoKSampler", "StereoSampler", "StereoAttentionPatch",
-    "StereoDisparityModelLoader", "StereoEstimateDisparity", "StereoDepthToDisparity",
+    "StereoDisparityModelLoader", "StereoEstimateDisparity", "StereoDepthToDisparity", "StereoCheck",
 }
 
 
