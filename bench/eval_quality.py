@@ -294,7 +294,7 @@ class HostMethods:
     def refine(self, s: Sample) -> torch.Tensor:
         pair, _ = self._stereo_pair(s)
         d, div = s.pack_settings()
-        refined = self.call("StereoRefine", stereo=pair, disparity=d, divergence=div)[0]
+        refined = self.call("StereoRefine", stereo=pair, disparity=d, divergence=div, convergence=0.0)[0]
         return refined[1:].permute(0, 3, 1, 2)
 
     def _stereo_pair(self, s: Sample):
@@ -310,7 +310,7 @@ class HostMethods:
                               latent=latent, steps=a.steps, cfg=a.cfg, method=a.inversion)[0]
         patched = self.call("StereoAttentionPatch", model=self.model)[0]
         stereo = self.call("StereoKSampler", model=patched, positive=pos, negative=neg, latent_image=latent,
-                           disparity=d, divergence=div, steps=a.steps, cfg=a.cfg, seed=a.seed,
+                           disparity=d, divergence=div, convergence=0.0, steps=a.steps, cfg=a.cfg, seed=a.seed,
                            sampler_name="euler", scheduler="normal", inversion=inversion)[0]
         pair = self.call("VAEDecode", samples=stereo, vae=self.vae)[0]
         self._cache_key, self._cache = key, (pair, pair[1:].permute(0, 3, 1, 2))

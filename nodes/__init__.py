@@ -24,6 +24,7 @@ _NODE_MODULES: dict[str, str | None] = {
     "depth": "timm einops",
     "depth_map": None,
     "warp": None,
+    "comfort": None,
     "check": None,
 }
 

@@ -18,10 +18,9 @@ from ..stereo_ops.stereo_batch import split_stereo
 from ..stereo_ops.stereo_check import PairCheck, check_pair, fix_pair, report, verdict_line
 from .check_legend import with_legend
 from .compose import STEREO_TOOLTIP
+from .stereo_types import StereoDisplayType
 
 CATEGORY = "stereo/check"
-# Made by Stereo Display Target (a stereo_ops.stereo_geometry.DisplayTarget).
-StereoDisplayType = io.Custom("STEREO_DISPLAY")
 MIN_SIZE = 32
 
 

@@ -13,6 +13,8 @@ from comfy_api.latest import io
 from ..stereo_ops import duplicate_for_stereo
 from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range, fit_disparity_to_grid
 from ..stereo_ops.sampling import StereoShiftSettings
+from ..stereo_ops.stereo_geometry import DisplayTarget
+from .comfort import DEFAULT_CONVERGENCE, DEFAULT_DIVERGENCE, IGNORED_WITH_DISPLAY, display_input, log_geometry
 from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
 from .sampling_runtime import (
     EYES,
@@ -42,14 +44,16 @@ def stereo_inputs() -> list:
             "0..1: other ranges (a 0..255 map, raw depth) are refused; rescale them with Depth to Disparity.",
         ),
         io.Float.Input(
-            "divergence", default=8.0, min=0.0, max=30.0, step=0.1,
-            tooltip="Largest parallax in percent of the image width (the paper uses 8). Lower is easier on the "
-            "eyes in VR; 0 gives two identical eyes.",
+            "divergence", default=DEFAULT_DIVERGENCE, min=0.0, max=30.0, step=0.1,
+            tooltip="Parallax between the farthest and the nearest point, in percent of the image width. The "
+            "default stays within a VR headset's comfortable budget; the paper uses 8 (with convergence 0). "
+            "0 gives two identical eyes." + IGNORED_WITH_DISPLAY,
         ),
         io.Float.Input(
-            "convergence", default=0.0, min=0.0, max=1.0, step=0.01,
-            tooltip="Which depth sits at the screen plane: 0 = the farthest point (everything pops out, as in "
-            "the paper), 1 = the nearest point (everything behind the screen).",
+            "convergence", default=DEFAULT_CONVERGENCE, min=0.0, max=1.0, step=0.01,
+            tooltip="Which depth sits at the screen plane: 0 = the farthest point (everything in front of the "
+            "screen, as in the paper), 0.5 = the middle depth, 1 = the nearest point (everything behind the "
+            "screen)." + IGNORED_WITH_DISPLAY,
         ),
         io.Boolean.Input(
             "subpixel", default=True,
@@ -111,13 +115,38 @@ def one_pass_inputs() -> list:
     ]
 
 
-def shift_settings(disparity, divergence, convergence, subpixel, balance, deblur) -> StereoShiftSettings:
+def shift_settings(disparity, divergence, convergence, subpixel, balance, deblur, display=None) -> StereoShiftSettings:
     if disparity is not None:
         disparity = check_disparity_range(as_disparity_batch(disparity))
+    if display is not None and not isinstance(display, DisplayTarget):
+        raise ValueError("display: connect the output of a Stereo Display Target")
     return StereoShiftSettings(
         disparity=disparity, divergence=float(divergence), convergence=float(convergence),
-        mode="subpixel" if subpixel else "integer", balance=float(balance), deblur=bool(deblur),
+        mode="subpixel" if subpixel else "integer", balance=float(balance), deblur=bool(deblur), target=display,
     )
+
+
+def report_geometry(node: str, settings: StereoShiftSettings) -> None:
+    """Log the automatic settings of a given map now; a one-pass map's when it is estimated."""
+    if settings.target is not None and settings.disparity is not None:
+        log_geometry(node, settings.geometry(settings.disparity), settings.target)
+
+
+def _logging_estimates(node: str, settings: StereoShiftSettings, estimate_for):
+    if estimate_for is None or settings.target is None:
+        return estimate_for
+
+    def logged_for(model_k):
+        estimate = estimate_for(model_k)
+
+        def logged(prediction):
+            disparity = estimate(prediction)
+            log_geometry(node, settings.geometry(disparity), settings.target)
+            return disparity
+
+        return logged
+
+    return logged_for
 
 
 def one_pass_estimator(disparity, disparity_model, vae, used: UsedDisparity):
@@ -224,6 +253,7 @@ class StereoKSampler(io.ComfyNode):
                     "taken from the inversion).",
                 ),
                 *one_pass_inputs(),
+                display_input(),
             ],
             outputs=[
                 io.Latent.Output(display_name="stereo_latent", tooltip="Stereo batch: N lefts, then N rights."),
@@ -239,16 +269,19 @@ class StereoKSampler(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent_image, divergence, convergence, subpixel, balance, shift_at,
         spsmd, spsmd_interval, deblur, seed, steps, cfg, sampler_name, scheduler, denoise, disparity=None,
-        inversion=None, disparity_model=None, vae=None, refresh=False, eyes="batched",
+        inversion=None, disparity_model=None, vae=None, refresh=False, eyes="batched", display=None,
     ) -> io.NodeOutput:
         latent = image_latent(model, latent_image)
         pairs = latent.shape[0]
         if steps < 2:
             raise ValueError(f"steps must be at least 2 for stereo sampling, got {steps}")
         check_sampler_name(sampler_name)
-        settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur)
+        settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur, display)
         used = UsedDisparity()
-        estimate_for = one_pass_estimator(settings.disparity, disparity_model, vae, used)
+        estimate_for = _logging_estimates(
+            "Stereo KSampler", settings, one_pass_estimator(settings.disparity, disparity_model, vae, used)
+        )
+        report_geometry("Stereo KSampler", settings)
         if settings.disparity is not None:
             _check_disparity_count(settings.disparity, pairs)
             used.map = image_size_map(settings.disparity, pairs, latent, model, vae)
@@ -308,6 +341,7 @@ class StereoSampler(io.ComfyNode):
                 ),
                 *stereo_inputs(),
                 *one_pass_inputs(),
+                display_input(),
             ],
             outputs=[io.Sampler.Output(tooltip="A SAMPLER that makes stereo batches.")],
         )
@@ -315,11 +349,14 @@ class StereoSampler(io.ComfyNode):
     @classmethod
     def execute(
         cls, sampler_name, divergence, convergence, subpixel, balance, shift_at, spsmd, spsmd_interval, deblur,
-        disparity=None, disparity_model=None, vae=None, refresh=False, eyes="batched",
+        disparity=None, disparity_model=None, vae=None, refresh=False, eyes="batched", display=None,
     ) -> io.NodeOutput:
-        settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur)
+        settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur, display)
         used = UsedDisparity()
-        estimate_for = one_pass_estimator(settings.disparity, disparity_model, vae, used)
+        estimate_for = _logging_estimates(
+            "Stereo Sampler", settings, one_pass_estimator(settings.disparity, disparity_model, vae, used)
+        )
+        report_geometry("Stereo Sampler", settings)
         sampler = stereo_ksampler_object(
             sampler_name, settings, shift_at, spsmd, spsmd_interval, estimate_for=estimate_for,
             refresh=refresh, eyes=eyes,

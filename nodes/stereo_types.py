@@ -12,6 +12,9 @@ from comfy_api.latest import io
 StereoInversionType = io.Custom("STEREO_INVERSION")
 # A loaded monocular depth network, read by Estimate Disparity and the one-pass sampler.
 DisparityModelType = io.Custom("DISPARITY_MODEL")
+# A display target (stereo_ops.stereo_geometry.DisplayTarget): made by Stereo Display Target, read
+# wherever divergence and convergence are set, which it then derives from its parallax budget.
+StereoDisplayType = io.Custom("STEREO_DISPLAY")
 
 # Transformer options through which a stereo sampler tells attention patches what it is running:
 # a joint batch of N stereo pairs, or one eye's half of a split evaluation. Attention sharing acts

@@ -7,6 +7,14 @@ from comfy_api.latest import io
 
 from ..stereo_ops import split_stereo
 from ..stereo_ops.warp import dilate_mask, refine_right, stereo_warp
+from .comfort import (
+    DEFAULT_CONVERGENCE,
+    DEFAULT_DIVERGENCE,
+    IGNORED_WITH_DISPLAY,
+    display_input,
+    log_geometry,
+    node_geometry,
+)
 
 CATEGORY = "stereo/warp"
 
@@ -15,12 +23,14 @@ DISPARITY_TOOLTIP = (
     "every image, or one per image; any size, resized to the image. Values must lie in 0..1."
 )
 DIVERGENCE_TOOLTIP = (
-    "Largest parallax in percent of the image width, as in the Stereo KSampler (the paper uses 8). "
-    "Lower is easier on the eyes in VR; 0 gives two identical eyes."
+    "Parallax between the farthest and the nearest point, in percent of the image width, as in the "
+    "Stereo KSampler. The default stays within a VR headset's comfortable budget; the paper uses 8 "
+    "(with convergence 0). 0 gives two identical eyes." + IGNORED_WITH_DISPLAY
 )
 CONVERGENCE_TOOLTIP = (
-    "Which depth sits at the screen plane: 0 = the farthest point (everything pops out), 1 = the "
-    "nearest point (everything behind the screen)."
+    "Which depth sits at the screen plane: 0 = the farthest point (everything in front of the "
+    "screen), 0.5 = the middle depth, 1 = the nearest point (everything behind the screen)."
+    + IGNORED_WITH_DISPLAY
 )
 BALANCE_TOOLTIP = (
     "Share of the parallax given to the left eye: 0 keeps the image as the left eye and warps only the "
@@ -50,14 +60,19 @@ class StereoWarp(io.ComfyNode):
             inputs=[
                 io.Image.Input("image", tooltip="N images (photos or video frames) seen from the centre camera."),
                 io.Mask.Input("disparity", tooltip=DISPARITY_TOOLTIP),
-                io.Float.Input("divergence", default=8.0, min=0.0, max=30.0, step=0.1, tooltip=DIVERGENCE_TOOLTIP),
-                io.Float.Input("convergence", default=0.0, min=0.0, max=1.0, step=0.01, tooltip=CONVERGENCE_TOOLTIP),
+                io.Float.Input(
+                    "divergence", default=DEFAULT_DIVERGENCE, min=0.0, max=30.0, step=0.1, tooltip=DIVERGENCE_TOOLTIP
+                ),
+                io.Float.Input(
+                    "convergence", default=DEFAULT_CONVERGENCE, min=0.0, max=1.0, step=0.01, tooltip=CONVERGENCE_TOOLTIP
+                ),
                 io.Float.Input("balance", default=0.0, min=0.0, max=1.0, step=0.05, tooltip=BALANCE_TOOLTIP),
                 io.Int.Input(
                     "grow_holes", default=0, min=0, max=64, step=1,
                     tooltip="Grow the hole mask by this many pixels, so that an inpainting model also repaints "
                     "the fringe of mixed foreground/background pixels at depth edges. 0 = the exact holes.",
                 ),
+                display_input(),
             ],
             outputs=[
                 io.Image.Output("stereo", display_name="stereo",
@@ -68,8 +83,10 @@ class StereoWarp(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, disparity, divergence, convergence, balance, grow_holes) -> io.NodeOutput:
-        views = stereo_warp(_channels_first(image), disparity, divergence, convergence, balance)
+    def execute(cls, image, disparity, divergence, convergence, balance, grow_holes, display=None) -> io.NodeOutput:
+        g = node_geometry(disparity, divergence, convergence, display)
+        log_geometry("Stereo Warp", g, display)
+        views = stereo_warp(_channels_first(image), disparity, g.divergence, g.convergence, balance, g.floating_window)
         stereo = torch.cat([_channels_last(views.left.image), _channels_last(views.right.image)], dim=0)
         holes = torch.cat([views.left.holes, views.right.holes], dim=0).float()
         return io.NodeOutput(stereo, dilate_mask(holes, grow_holes))
@@ -85,12 +102,17 @@ class StereoRefine(io.ComfyNode):
             description="Right-eye detail transfer after StereoDiffusion: where the left eye sees the surface, "
             "the right eye becomes the full-resolution warp of the left eye, so fine texture matches "
             "exactly between the eyes; the diffusion's own pixels stay in the disocclusions, with a "
-            "feathered seam. Use the disparity and settings the pair was sampled with.",
+            "feathered seam. Use the disparity and settings the pair was sampled with (or the same display "
+            "target: it derives the same settings from the same map).",
             inputs=[
                 io.Image.Input("stereo", tooltip="Decoded stereo batch of 2N (N lefts, then N rights), e.g. from the Stereo KSampler."),
                 io.Mask.Input("disparity", tooltip=DISPARITY_TOOLTIP + " The map the pair was made with."),
-                io.Float.Input("divergence", default=8.0, min=0.0, max=30.0, step=0.1, tooltip=DIVERGENCE_TOOLTIP),
-                io.Float.Input("convergence", default=0.0, min=0.0, max=1.0, step=0.01, tooltip=CONVERGENCE_TOOLTIP),
+                io.Float.Input(
+                    "divergence", default=DEFAULT_DIVERGENCE, min=0.0, max=30.0, step=0.1, tooltip=DIVERGENCE_TOOLTIP
+                ),
+                io.Float.Input(
+                    "convergence", default=DEFAULT_CONVERGENCE, min=0.0, max=1.0, step=0.01, tooltip=CONVERGENCE_TOOLTIP
+                ),
                 io.Float.Input(
                     "balance", default=0.0, min=0.0, max=1.0, step=0.05,
                     tooltip="The balance the pair was sampled with (0 = the left eye is the generated image).",
@@ -100,6 +122,7 @@ class StereoRefine(io.ComfyNode):
                     tooltip="Width in pixels of the seam around the holes: the diffusion's pixels blend into the "
                     "warped ones over twice this distance. 0 = a hard edge.",
                 ),
+                display_input(),
             ],
             outputs=[
                 io.Image.Output("refined", display_name="stereo", tooltip="The stereo batch with the refined right eyes."),
@@ -109,10 +132,13 @@ class StereoRefine(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, stereo, disparity, divergence, convergence, balance, feather) -> io.NodeOutput:
+    def execute(cls, stereo, disparity, divergence, convergence, balance, feather, display=None) -> io.NodeOutput:
         left, right = split_stereo(stereo, "stereo")
+        g = node_geometry(disparity, divergence, convergence, display)
+        log_geometry("Stereo Refine", g, display)
         refined, holes = refine_right(
-            _channels_first(left), _channels_first(right), disparity, divergence, convergence, balance, feather
+            _channels_first(left), _channels_first(right), disparity, g.divergence, g.convergence, balance, feather,
+            g.floating_window,
         )
         return io.NodeOutput(torch.cat([left, _channels_last(refined)], dim=0), holes.float())
 

@@ -75,9 +75,9 @@ def custom_display(
 ) -> Display:
     """A display from its measurements, checked: each bad value is named in the error."""
     for field_name, value, (lo, hi) in (
-        ("screen_width", screen_width_m, _LENGTH_RANGE_M),
-        ("viewing_distance", viewing_distance_m, _LENGTH_RANGE_M),
-        ("eye_separation", eye_separation_m, _EYE_SEPARATION_RANGE_M),
+        ("screen_width_m", screen_width_m, _LENGTH_RANGE_M),
+        ("viewing_distance_m", viewing_distance_m, _LENGTH_RANGE_M),
+        ("eye_separation_m", eye_separation_m, _EYE_SEPARATION_RANGE_M),
     ):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{field_name} must be a finite number of metres, got {value!r}")
@@ -250,7 +250,9 @@ def auto_settings(budget: ParallaxBudget, disparity_lo: float, disparity_hi: flo
     return divergence, hi - budget.crossed_pct / divergence
 
 
-def disparity_range(disparity: torch.Tensor, percentiles: tuple[float, float] = ROBUST_PERCENTILES) -> tuple[float, float]:
+def disparity_range(
+    disparity: torch.Tensor, percentiles: tuple[float, float] = ROBUST_PERCENTILES
+) -> tuple[float, float]:
     """The robust range (low, high) of a disparity map or of a whole batch of maps (video: one
     range for all frames, so the geometry does not jump between them), between two percentiles."""
     lo_pct, hi_pct = percentiles

@@ -308,11 +308,15 @@ def _stereo_outputs(g: Graph, vae: Node, stereo_latent: Node, prefix: str,
     return [*nodes_out, sbs, anaglyph, save], [preview_sbs, preview_ana]
 
 
-def _shared_divergence(g: Graph, stereo: Node, outputs: list[Box], value: float = 8.0) -> Extra:
-    """One divergence for the sampler and Stereo Refine (outputs[1]): the refine must warp by the
-    parallax the pair was made with."""
-    refine = outputs[1]
-    return g.primitive(value, [(stereo, "divergence"), (refine, "divergence")], title="divergence (sampler and refine)")
+def _display_target(g: Graph, *consumers: Node) -> Node:
+    """One Stereo Display Target for the sampler and its Stereo Refine (or a Stereo Warp): the depth
+    is set for a VR headset from the disparity present, and a refine given the same target and map
+    warps with the geometry the pair was made with."""
+    target = g.node("StereoDisplayTarget", title="Display (sets the depth)", preset="VR headset",
+                    floating_window=True)
+    for consumer in consumers:
+        g.link(target, 0, consumer, "display")
+    return target
 
 
 def _sampler_settings(steps=20, cfg=7.0):
@@ -346,8 +350,9 @@ def text_to_stereo(classes, checkpoint=SD15_CHECKPOINT, width=512, height=512, k
         "estimates its disparity with the depth model, shifts the left view into the right one and lets "
         "the model fill the holes; the attention patch makes the right view look at the left one.\n\n"
         "Depth models go to models/depthanything or models/midas (Depth Anything V2 Small is downloaded "
-        "there on first use). More depth: raise divergence on the Stereo KSampler. To pick the disparity "
-        "by hand, connect a map to its disparity input.",
+        "there on first use). The Display node sets the depth for where you watch (VR headset, TV, "
+        "phone); to set divergence and convergence by hand, disconnect it. To pick the disparity by hand, "
+        "connect a map to the disparity input.",
         size=(NODE_WIDTH, 400))
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name=checkpoint)
     pos = g.node("CLIPTextEncode", title="Prompt", size=[340, 160],
@@ -359,8 +364,8 @@ def text_to_stereo(classes, checkpoint=SD15_CHECKPOINT, width=512, height=512, k
     patch, depth_model, stereo, as_image, preview_depth, seed = _one_pass_stereo(
         g, ckpt, pos, neg, latent, ckpt, _sampler_settings())
     outputs, previews = _stereo_outputs(g, ckpt, stereo, f"stereo/{key}", refine_with=(stereo, 1))
-    divergence = _shared_divergence(g, stereo, outputs)
-    g.columns([note, ckpt, latent], [pos, neg, seed, divergence], [patch, depth_model, stereo],
+    display = _display_target(g, stereo, outputs[1])
+    g.columns([note, ckpt, latent], [pos, neg, seed, display], [patch, depth_model, stereo],
               [as_image, preview_depth], outputs, previews)
     return g.to_json(key)
 
@@ -402,8 +407,8 @@ def photo_to_stereo(classes) -> dict:
                           (inversion, 0, "inversion")):
         g.link(src, out, stereo, dst)
     outputs, previews = _stereo_outputs(g, ckpt, stereo, "stereo/photo_to_stereo", refine_with=(disparity, 0))
-    divergence = _shared_divergence(g, stereo, outputs)
-    g.columns([note, ckpt, photo], [pos, neg, scale, encode], [inversion, depth_model, disparity], [divergence, stereo],
+    display = _display_target(g, stereo, outputs[1])
+    g.columns([note, ckpt, photo], [pos, neg, scale, encode], [inversion, depth_model, disparity], [display, stereo],
               outputs, previews)
     return g.to_json("photo_to_stereo")
 
@@ -438,8 +443,9 @@ def depth_to_stereo(classes) -> dict:
                           (latent, 0, "latent_image"), (to_disparity, 0, "disparity")):
         g.link(src, out, stereo, dst)
     seed = g.primitive(42, [(stereo, "seed")], title="seed")
+    display = _display_target(g, stereo)
     outputs, previews = _stereo_outputs(g, ckpt, stereo, "stereo/depth_to_stereo")
-    g.columns([note, ckpt, depth], [pos, neg, scale, latent], [control, apply, to_disparity], [seed, stereo],
+    g.columns([note, ckpt, depth], [pos, neg, scale, latent], [control, apply, to_disparity], [seed, display, stereo],
               outputs, previews)
     return g.to_json("depth_to_stereo")
 
@@ -474,8 +480,8 @@ def flux_text_to_stereo(classes) -> dict:
     patch, depth_model, stereo, as_image, preview_depth, seed = _one_pass_stereo(
         g, unet, pos, neg, latent, vae, settings)
     outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_text_to_stereo", refine_with=(stereo, 1))
-    divergence = _shared_divergence(g, stereo, outputs)
-    g.columns([note, unet, clip, vae], [pos, neg, latent, seed, divergence], [patch, depth_model, stereo],
+    display = _display_target(g, stereo, outputs[1])
+    g.columns([note, unet, clip, vae], [pos, neg, latent, seed, display], [patch, depth_model, stereo],
               [as_image, preview_depth], outputs, previews)
     return g.to_json("flux_text_to_stereo")
 
@@ -515,9 +521,9 @@ def flux_photo_to_stereo(classes) -> dict:
                           (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
         g.link(src, out, stereo, dst)
     outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_photo_to_stereo", refine_with=(disparity, 0))
-    divergence = _shared_divergence(g, stereo, outputs)
-    g.columns([note, unet, clip, vae], [photo, scale, encode, depth_model], [pos, neg, patch, inversion],
-              [disparity, divergence, stereo], outputs, previews)
+    display = _display_target(g, stereo, outputs[1])
+    g.columns([note, unet, clip, vae], [photo, scale, encode, depth_model], [pos, neg, inversion, display],
+              [patch, disparity, stereo], outputs, previews)
     return g.to_json("flux_photo_to_stereo")
 
 
@@ -541,9 +547,10 @@ def photo_warp_inpaint(classes) -> dict:
     disparity = g.node("StereoEstimateDisparity")
     g.link(depth_model, 0, disparity, "disparity_model")
     g.link(scale, 0, disparity, "image")
-    warp = g.node("StereoWarp", divergence=5.0, grow_holes=2)
+    warp = g.node("StereoWarp", grow_holes=2)
     g.link(scale, 0, warp, "image")
     g.link(disparity, 0, warp, "disparity")
+    display = _display_target(g, warp)
     pos = g.node("CLIPTextEncode", title="Prompt (what lies behind things)", size=[340, 160],
                  text="background, seamless continuation of the scene, photograph")
     neg = g.node("CLIPTextEncode", title="Negative prompt", size=[340, 120], text=NEGATIVE)
@@ -573,7 +580,7 @@ def photo_warp_inpaint(classes) -> dict:
     g.link(sbs, 0, preview_sbs, "images")
     save = g.node("StereoSaveImage", filename_prefix=f"stereo/{name}", layout="parallel", size=[NODE_WIDTH, 330])
     g.link(paste, 0, save, "stereo")
-    g.columns([note, ckpt, photo], [scale, depth_model, disparity, warp], [pos, neg, encode],
+    g.columns([note, ckpt, photo], [scale, depth_model, disparity, warp], [display, pos, neg, encode],
               [sampler, decode, paste], [holes, preview_holes, sbs, save], [preview_sbs])
     return g.to_json(name)
 
@@ -615,6 +622,7 @@ def video_to_stereo(classes) -> dict:
     for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"),
                           (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
         g.link(src, out, stereo, dst)
+    display = _display_target(g, stereo)
     decode = g.node("VAEDecode", title="Decode the stereo frames")
     g.link(stereo, 0, decode, "samples")
     g.link(ckpt, "VAE", decode, "vae")
@@ -626,7 +634,7 @@ def video_to_stereo(classes) -> dict:
     g.link(parts, 1, create, "audio")
     save = g.node("SaveVideo", filename_prefix="video/video_to_stereo_LRF_Full_SBS", size=[NODE_WIDTH, 360])
     g.link(create, 0, save, "video")
-    g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, inversion],
+    g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, inversion, display],
               [depth_model, disparity, stereo], [decode, sbs, create], [save])
     return g.to_json("video_to_stereo")
 
