@@ -176,6 +176,23 @@ def _budget_fit(lo: float, hi: float, budget: Budget, name: str) -> dict[str, fl
     }
 
 
+def _measured_warnings(vertical_px: float, height: int, window: dict, brightness: float, colour: float,
+                       fit: dict, budget_name: str) -> list[str]:
+    warnings = []
+    if abs(vertical_px) > max(VERTICAL_WARN_PX, VERTICAL_WARN_FRACTION * height):
+        warnings.append("vertical offset")
+    for side in ("left", "right"):
+        if window[side]["violation"]:
+            warnings.append(f"window violation at the {side} edge")
+    if abs(brightness) > BRIGHTNESS_WARN_PCT:
+        warnings.append("brightness mismatch")
+    if colour > COLOUR_WARN_PCT:
+        warnings.append("colour mismatch")
+    if not fit["fits"]:
+        warnings.append(f"parallax beyond the {budget_name} budget")
+    return warnings
+
+
 def check_pair(
     left: torch.Tensor,
     right: torch.Tensor,
@@ -206,22 +223,14 @@ def check_pair(
 
     warnings = []
     if measured < MIN_MEASURED:
+        # Every other figure rests on the matches: with this few, none of them is worth a warning.
         warnings.append("too little texture to measure")
-    if order.verdict == "swapped":
+    elif order.verdict == "swapped":
         warnings.append("eyes swapped")
     elif agreement is not None and agreement < -0.3 and order.verdict != "correct":
         warnings.append("eyes swapped (the disparity map disagrees)")
-    if abs(vertical_px) > max(VERTICAL_WARN_PX, VERTICAL_WARN_FRACTION * height):
-        warnings.append("vertical offset")
-    for side in ("left", "right"):
-        if window[side]["violation"]:
-            warnings.append(f"window violation at the {side} edge")
-    if abs(brightness) > BRIGHTNESS_WARN_PCT:
-        warnings.append("brightness mismatch")
-    if colour > COLOUR_WARN_PCT:
-        warnings.append("colour mismatch")
-    if not fit["fits"]:
-        warnings.append(f"parallax beyond the {budget_name} budget")
+    if measured >= MIN_MEASURED:
+        warnings += _measured_warnings(vertical_px, height, window, brightness, colour, fit, budget_name)
 
     figures = PairFigures(
         width=width, height=height, measured_share=measured, parallax_pct=parallax_pct,
@@ -243,8 +252,7 @@ def fix_pair(left: torch.Tensor, right: torch.Tensor, figures: PairFigures) -> t
         # The measured gains are of the image now taken as the left eye against the other one.
         left, right = right, left
         gains = 1.0 / gains
-    needs_match = abs(figures.brightness_mismatch_pct) > BRIGHTNESS_WARN_PCT or figures.colour_mismatch_pct > COLOUR_WARN_PCT
-    if needs_match:
+    if "brightness mismatch" in figures.warnings or "colour mismatch" in figures.warnings:
         right = (right / gains.clamp_min(1e-4)).clamp(0.0, 1.0)
     return left, right
 

@@ -314,10 +314,11 @@ def _coarse_search(nl: torch.Tensor, nr: torch.Tensor, textured: torch.Tensor):
     vreach = max(2, math.ceil(MAX_VERTICAL * h))
     weight = textured.float()
     best = None
-    for v in range(-vreach, vreach + 1):
+    # Smallest offsets first, and a larger one must be clearly better: a flat image stays at 0.
+    for v in sorted(range(-vreach, vreach + 1), key=abs):
         vol = _full_costs(nl, shift_rows(nr, v), -reach, reach, AGG_RADIUS + 1)
         score = float((vol.amin(dim=0) * weight).sum() / weight.sum().clamp_min(1.0))
-        if best is None or score < best[0]:
+        if best is None or score < 0.98 * best[0]:
             best = (score, v, vol)
     _, v, vol = best
     vol = semi_global(vol)

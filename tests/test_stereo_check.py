@@ -222,3 +222,11 @@ def test_photo_like_texture_warped_pair(seed, divergence, convergence):
     assert abs(ok.parallax_pct["max"] - float(truth.max())) <= 0.25
     assert ok.eye_order == "correct"
     assert check_pair(right, left, VR).figures.eye_order == "swapped"
+
+
+def test_a_flat_pair_says_it_cannot_measure_and_warns_of_nothing_else():
+    flat = torch.full((3, 64, 80), 0.4)
+    f = check_pair(flat, flat * 0.8, VR).figures
+    assert f.warnings == ["too little texture to measure"] and f.measured_share < 0.05
+    assert f.eye_order == "undetermined" and f.vertical_offset_px == 0.0
+    assert fix_pair(flat, flat * 0.8, f)[1].equal(flat * 0.8)  # nothing measured, nothing changed
