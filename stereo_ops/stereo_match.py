@@ -147,6 +147,8 @@ def _fine_vertical(nl: torch.Tensor, nr: torch.Tensor, textured: torch.Tensor, b
         vol = _local_costs(nl, shift_rows(nr, rows + dv), base, 1, AGG_RADIUS, 1)
         costs.append(float((vol.amin(dim=0) * weight).sum() / total))
     best = min(range(3), key=costs.__getitem__)
+    if costs[best] >= 0.98 * costs[1]:  # no clear gain: stay (a flat image has equal costs)
+        best = 1
     if best != 1:  # the minimum lies a whole row away: move there, no interpolation
         return float(rows + best - 1)
     cm, c0, cp = costs
