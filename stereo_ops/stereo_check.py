@@ -78,9 +78,20 @@ class PairFigures:
         return "warn" if self.warnings else "pass"
 
     def as_dict(self) -> dict:
-        out = asdict(self)
+        """Plain JSON values: a figure that could not be computed (not finite) becomes None."""
+        out = _finite(asdict(self))
         out["verdict"] = self.verdict
         return out
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import replace
 
@@ -100,7 +101,11 @@ def _save(**inputs):
     import nodes
     from comfy_api.latest import io
 
-    save = nodes.NODE_CLASS_MAPPINGS["StereoSaveImage"].PREPARE_CLASS_CLONE({io.Hidden.prompt: {"1": {}}})
+    node = nodes.NODE_CLASS_MAPPINGS["StereoSaveImage"]
+    hidden = {io.Hidden.prompt: {"1": {}}}
+    # The host fills the hidden inputs: v0.3.x takes them as they are, v0.8 inside its V3 data.
+    v3_data = "v3_data" in inspect.signature(node.PREPARE_CLASS_CLONE).parameters
+    save = node.PREPARE_CLASS_CLONE({"hidden_inputs": hidden} if v3_data else hidden)
     return save.execute(filename_prefix="checked", layout="parallel", anaglyph_method="dubois", save_mpo=False, **inputs)
 
 
