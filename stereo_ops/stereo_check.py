@@ -316,7 +316,9 @@ def _budget_advice(f: PairFigures) -> str:
     total_used = b["crossed_pct"] + b["uncrossed_pct"]
     total_budget = b["crossed_budget_pct"] + b["uncrossed_budget_pct"]
     if total_used <= total_budget:
-        return "The range fits; shift it (convergence) so that less of it is in front of the screen."
+        if b["crossed_pct"] > b["crossed_budget_pct"]:
+            return "The range would fit: move it behind the screen (raise the convergence)."
+        return "The range would fit: bring it forward (lower the convergence)."
     return f"Reduce the divergence to about {math.floor(100 * total_budget / total_used)} % of what it is."
 
 

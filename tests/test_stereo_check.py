@@ -230,3 +230,14 @@ def test_a_flat_pair_says_it_cannot_measure_and_warns_of_nothing_else():
     assert f.warnings == ["too little texture to measure"] and f.measured_share < 0.05
     assert f.eye_order == "undetermined" and f.vertical_offset_px == 0.0
     assert fix_pair(flat, flat * 0.8, f)[1].equal(flat * 0.8)  # nothing measured, nothing changed
+
+
+def test_the_report_says_which_way_to_move_a_range_that_would_fit():
+    scene = _scene("layered, behind and in front")  # about -1.5 % to +1.35 %: 2.9 % in all
+    left, right = _pair(scene)
+    text = report(check_pair(left, right, SimpleBudget(1.0, 2.5)).figures)
+    assert "does NOT fit" in text and "move it behind the screen (raise the convergence)" in text
+    text = report(check_pair(left, right, SimpleBudget(2.5, 1.0)).figures)
+    assert "bring it forward (lower the convergence)" in text
+    text = report(check_pair(left, right, SimpleBudget(1.0, 1.0)).figures)
+    assert "Reduce the divergence to about" in text
