@@ -13,7 +13,7 @@ from comfy_api.latest import io
 from ..stereo_ops import duplicate_for_stereo
 from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range, fit_disparity_to_grid
 from ..stereo_ops.sampling import StereoShiftSettings
-from ..stereo_ops.stereo_geometry import DisplayTarget
+from ..stereo_ops.stereo_geometry import DisplayTarget, geometry_for
 from .comfort import DEFAULT_CONVERGENCE, DEFAULT_DIVERGENCE, IGNORED_WITH_DISPLAY, display_input, log_geometry
 from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
 from .sampling_runtime import (
@@ -115,21 +115,27 @@ def one_pass_inputs() -> list:
     ]
 
 
-def shift_settings(disparity, divergence, convergence, subpixel, balance, deblur, display=None) -> StereoShiftSettings:
+def shift_settings(
+    disparity, divergence, convergence, subpixel, balance, deblur, display=None, node="Stereo KSampler"
+) -> StereoShiftSettings:
+    """The sampler's settings. A display target with a given map is resolved here, from the whole
+    batch of maps, so the geometry is one for all images; a one-pass map resolves it when estimated."""
     if disparity is not None:
         disparity = check_disparity_range(as_disparity_batch(disparity))
     if display is not None and not isinstance(display, DisplayTarget):
         raise ValueError("display: connect the output of a Stereo Display Target")
+    target, floating_window = display, False
+    if display is not None and disparity is not None:
+        geometry = geometry_for(disparity, divergence, convergence, display)
+        log_geometry(node, geometry, display)
+        divergence, convergence, floating_window, target = (
+            geometry.divergence, geometry.convergence, geometry.floating_window, None
+        )
     return StereoShiftSettings(
         disparity=disparity, divergence=float(divergence), convergence=float(convergence),
-        mode="subpixel" if subpixel else "integer", balance=float(balance), deblur=bool(deblur), target=display,
+        mode="subpixel" if subpixel else "integer", balance=float(balance), deblur=bool(deblur), target=target,
+        floating_window=floating_window,
     )
-
-
-def report_geometry(node: str, settings: StereoShiftSettings) -> None:
-    """Log the automatic settings of a given map now; a one-pass map's when it is estimated."""
-    if settings.target is not None and settings.disparity is not None:
-        log_geometry(node, settings.geometry(settings.disparity), settings.target)
 
 
 def _logging_estimates(node: str, settings: StereoShiftSettings, estimate_for):
@@ -209,7 +215,8 @@ class StereoKSampler(io.ComfyNode):
             description="KSampler that denoises each image together with its right-eye partner, starting "
             "from the same noise, and turns it into a stereo pair by StereoDiffusion (stereo pixel shift of "
             "the left latent, SPSMD, hole inpainting). Output: a stereo batch (N lefts, then N rights) for "
-            "one VAE Decode. Combine with Stereo Attention Patch for better consistency.",
+            "one VAE Decode. Combine with Stereo Attention Patch for better consistency; connect a Stereo Display "
+            "Target to set the depth for the display the pair is watched on.",
             inputs=[
                 io.Model.Input(
                     "model", tooltip="The diffusion model: any image model the host runs (SD1.x, SD2.x, SDXL, SD3.x, "
@@ -281,7 +288,6 @@ class StereoKSampler(io.ComfyNode):
         estimate_for = _logging_estimates(
             "Stereo KSampler", settings, one_pass_estimator(settings.disparity, disparity_model, vae, used)
         )
-        report_geometry("Stereo KSampler", settings)
         if settings.disparity is not None:
             _check_disparity_count(settings.disparity, pairs)
             used.map = image_size_map(settings.disparity, pairs, latent, model, vae)
@@ -351,12 +357,13 @@ class StereoSampler(io.ComfyNode):
         cls, sampler_name, divergence, convergence, subpixel, balance, shift_at, spsmd, spsmd_interval, deblur,
         disparity=None, disparity_model=None, vae=None, refresh=False, eyes="batched", display=None,
     ) -> io.NodeOutput:
-        settings = shift_settings(disparity, divergence, convergence, subpixel, balance, deblur, display)
+        settings = shift_settings(
+            disparity, divergence, convergence, subpixel, balance, deblur, display, node="Stereo Sampler"
+        )
         used = UsedDisparity()
         estimate_for = _logging_estimates(
             "Stereo Sampler", settings, one_pass_estimator(settings.disparity, disparity_model, vae, used)
         )
-        report_geometry("Stereo Sampler", settings)
         sampler = stereo_ksampler_object(
             sampler_name, settings, shift_at, spsmd, spsmd_interval, estimate_for=estimate_for,
             refresh=refresh, eyes=eyes,

@@ -56,7 +56,8 @@ class StereoWarp(io.ComfyNode):
             description="Make a stereo pair from images and their disparity by moving every pixel at full "
             "resolution: sub-pixel, nearer surfaces in front, and the disoccluded pixels (which no view "
             "shows) returned as a hole mask for any inpainting model. The fast alternative to inversion "
-            "for photos and frames.",
+            "for photos and frames. Connect a Stereo Display Target to set the depth for the display the pair is "
+            "watched on.",
             inputs=[
                 io.Image.Input("image", tooltip="N images (photos or video frames) seen from the centre camera."),
                 io.Mask.Input("disparity", tooltip=DISPARITY_TOOLTIP),

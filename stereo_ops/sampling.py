@@ -52,9 +52,11 @@ DEBLUR_SEED_OFFSET = 0xDEB
 @dataclass(frozen=True)
 class StereoShiftSettings:
     """What the edits do. `disparity` is one map (H, W) or one per pair (N, H, W), any size, 0..1,
-    or None when it is estimated during sampling. With a display `target`, divergence and
-    convergence are ignored: they are derived from the target's budget and the map's disparity
-    range (`stereo_geometry.geometry_for`), when the map is known."""
+    or None when it is estimated during sampling. With a display `target`, divergence,
+    convergence and floating_window are ignored: they are derived from the target's budget and the
+    map's disparity range (`stereo_geometry.geometry_for`) once the map is known (a map estimated
+    during sampling). A caller that has the map can resolve the target itself, over the whole
+    batch, and pass the settings it gives."""
 
     disparity: torch.Tensor | None
     divergence: float
@@ -63,9 +65,12 @@ class StereoShiftSettings:
     balance: float = 0.0
     deblur: bool = True
     target: DisplayTarget | None = None
+    floating_window: bool = False
 
     def geometry(self, disparity: torch.Tensor | None) -> StereoGeometry:
         """The geometry these settings give for `disparity` (the map as given, before any resize)."""
+        if self.target is None:
+            return StereoGeometry(self.divergence, self.convergence, self.floating_window)
         return geometry_for(disparity, self.divergence, self.convergence, self.target)
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from stereo_ops.comfort import (
+from stereo_pack.stereo_ops.comfort import (
     ANGULAR_LIMIT_DEG,
     DISPLAY_PRESETS,
     MIN_DISPARITY_SPAN,

@@ -103,14 +103,17 @@ def test_stereo_refine_node_with_a_display_matches_the_warp_with_the_same_geomet
     assert torch.equal(refined[1:], expected.permute(0, 2, 3, 1))
 
 
-def _sample(model, disparity, **kw):
-    args = dict(
+def _sample_args(model):
+    return dict(
         model=model, positive=tiny_conditioning("sd15", seed=1), negative=tiny_conditioning("sd15", seed=2),
-        latent_image={"samples": torch.zeros(1, 4, 8, 12)}, disparity=disparity, divergence=8.0, convergence=0.0,
+        latent_image={"samples": torch.zeros(1, 4, 8, 12)}, divergence=8.0, convergence=0.0,
         subpixel=True, balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True, seed=42, steps=6,
         cfg=5.0, sampler_name="euler", scheduler="normal", denoise=1.0, eyes="separate",
     )
-    args.update(kw)
+
+
+def _sample(model, disparity, **kw):
+    args = {**_sample_args(model), "disparity": disparity, **kw}
     return _node("StereoKSampler").execute(**args).result[0]["samples"]
 
 
@@ -190,3 +193,46 @@ def test_every_shipped_workflow_is_within_the_vr_headset_budget(pack):
             r = parallax_range(inputs["divergence"], inputs["convergence"], 0.0, 1.0)
             assert VR_BUDGET.allows(r), where
     assert checked >= len(files)
+
+
+@pytest.fixture(scope="module")
+def one_pass_parts(pack, tmp_path_factory):
+    """A tiny depth network and a TAESD decoder, for one-pass disparity."""
+    pytest.importorskip("timm")
+    import comfy.sd
+    import folder_paths
+    from comfy.taesd.taesd import TAESD
+
+    from testkit.random_weights import fill_random
+    from testkit.tiny_depth import write_tiny_depth_anything
+
+    folder = tmp_path_factory.mktemp("depthanything")
+    write_tiny_depth_anything(folder / "tiny_depth.safetensors")
+    paths, exts = folder_paths.folder_names_and_paths["depthanything"]
+    folder_paths.folder_names_and_paths["depthanything"] = ([str(folder), *paths], exts)
+    folder_paths.filename_list_cache.clear()
+    try:
+        depth = _node("StereoDisparityModelLoader").execute(
+            model_name="depthanything/tiny_depth.safetensors", precision="fp32", download_if_missing=False).result[0]
+    finally:
+        folder_paths.folder_names_and_paths["depthanything"] = (paths, exts)
+        folder_paths.filename_list_cache.clear()
+    decoder = TAESD(latent_channels=4)
+    fill_random(decoder, seed=3)
+    return depth, comfy.sd.VAE(sd=decoder.state_dict())
+
+
+def test_one_pass_sampler_derives_its_geometry_from_the_map_it_estimated(tiny_sd15, one_pass_parts, caplog):
+    depth, vae = one_pass_parts
+    target, _ = _target(floating_window=False)
+    kw = dict(disparity=None, disparity_model=depth, vae=vae, latent_image={"samples": torch.zeros(2, 4, 8, 12)})
+    with caplog.at_level(logging.INFO, logger="StereoDiffusion"):
+        result = _node("StereoKSampler").execute(**{**_sample_args(tiny_sd15), **kw, "display": target}).result
+    auto, estimated = result[0]["samples"], result[1]
+    geometry = geometry_for(estimated, 0.0, 0.0, target)  # one range for both images
+    assert _logged_geometries(caplog) == [geometry.describe()]
+    # The map is estimated before the shift, whatever the settings: typed by hand, they give the same pair.
+    explicit = _node("StereoKSampler").execute(**{
+        **_sample_args(tiny_sd15), **kw, "divergence": geometry.divergence, "convergence": geometry.convergence,
+    }).result[0]["samples"]
+    assert torch.equal(auto, explicit)

@@ -5,18 +5,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stereo_ops.comfort import DISPLAY_PRESETS, auto_settings, disparity_range, parallax_budget, parallax_range
-from stereo_ops.pixel_shift import displacement
-from stereo_ops.sampling import StereoEdits, StereoShiftSettings
-from stereo_ops.stereo_geometry import (
+from stereo_pack.stereo_ops.comfort import (
+    DISPLAY_PRESETS,
+    auto_settings,
+    disparity_range,
+    parallax_budget,
+    parallax_range,
+)
+from stereo_pack.stereo_ops.pixel_shift import displacement
+from stereo_pack.stereo_ops.sampling import StereoEdits, StereoShiftSettings
+from stereo_pack.stereo_ops.stereo_geometry import (
     StereoGeometry,
     display_target,
     floating_window,
     geometry_for,
     window_keep,
 )
-from stereo_ops.synthetic_scenes import Plane, layered_scene
-from stereo_ops.warp import forward_warp, full_resolution_disparity, right_from_left, stereo_warp
+from stereo_pack.stereo_ops.synthetic_scenes import Plane, layered_scene
+from stereo_pack.stereo_ops.warp import forward_warp, full_resolution_disparity, right_from_left, stereo_warp
 
 VR = display_target("VR headset", floating_window=True)
 
@@ -158,3 +164,15 @@ def test_auto_geometry_needs_a_map():
         geometry_for(None, 3.0, 0.5, VR)
     with pytest.raises(ValueError, match="^display"):
         display_target("IMAX")
+
+
+def test_settings_resolved_ahead_carry_the_floating_window():
+    """A caller that resolves the target over the whole batch passes the settings it gives."""
+    scene = _edge_scene(32, 48)
+    d = scene.disparity.float()
+    g = geometry_for(d, 0.0, 0.0, VR)
+    ahead = StereoShiftSettings(d, g.divergence, g.convergence, "subpixel", 0.0, False, None, g.floating_window)
+    late = _settings(d, VR)
+    like = torch.zeros(1, 4, 32, 48)
+    assert torch.equal(StereoEdits(ahead, 1, like, seed=0).shift_px, StereoEdits(late, 1, like, seed=0).shift_px)
+    assert ahead.geometry(None) == g
