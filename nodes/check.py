@@ -64,14 +64,14 @@ def disparity_for(disparity: torch.Tensor | None, pairs: int) -> torch.Tensor | 
     return maps
 
 
-def check_pairs(left: torch.Tensor, right: torch.Tensor, budget, budget_name: str, disparity=None):
+def check_pairs(left: torch.Tensor, right: torch.Tensor, budget, budget_name: str, disparity=None, settings=None):
     """Check each pair in turn (memory bounded by one pair); yields (index, PairCheck)."""
     progress = comfy.utils.ProgressBar(left.shape[0])
     for i in range(left.shape[0]):
         comfy.model_management.throw_exception_if_processing_interrupted()
         d = None if disparity is None else disparity[min(i, disparity.shape[0] - 1)]
         yield i, check_pair(left[i].permute(2, 0, 1).float().cpu(), right[i].permute(2, 0, 1).float().cpu(),
-                            budget, budget_name, d)
+                            budget, budget_name, d, settings)
         progress.update(1)
 
 
@@ -108,6 +108,16 @@ class StereoCheck(io.ComfyNode):
                     tooltip="Optional disparity map of the left views (0 = far, 1 = near), one or one per pair: "
                     "a second opinion on the eye order (a swapped pair puts the near areas behind).",
                 ),
+                io.Float.Input(
+                    "divergence", default=0.0, min=0.0, max=30.0, step=0.1, optional=True,
+                    tooltip="Optional: the divergence (%) the pairs were made with; 0 = unknown. With the "
+                    "disparity map and the convergence, the check also reports the parallax these settings "
+                    "should give and warns when the pair differs from it.",
+                ),
+                io.Float.Input(
+                    "convergence", default=0.5, min=0.0, max=1.0, step=0.01, optional=True,
+                    tooltip="The convergence the pairs were made with (used when divergence is above 0).",
+                ),
                 StereoDisplayType.Input(
                     "display", optional=True,
                     tooltip="Display target from Stereo Display Target: its comfortable parallax budget is what "
@@ -131,13 +141,14 @@ class StereoCheck(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, stereo, fix, disparity=None, display=None) -> io.NodeOutput:
+    def execute(cls, stereo, fix, disparity=None, divergence=0.0, convergence=0.5, display=None) -> io.NodeOutput:
         left, right = checked_views(stereo)
         maps = disparity_for(disparity, left.shape[0])
         budget, budget_name = budget_of(display)
+        settings = (float(divergence), float(convergence)) if divergence and divergence > 0 else None
         reports, verdicts, figures, heats = [], [], [], []
         fixed_left, fixed_right = [], []
-        for i, check in check_pairs(left, right, budget, budget_name, maps):
+        for i, check in check_pairs(left, right, budget, budget_name, maps, settings):
             reports.append(report(check.figures, i))
             verdicts.append(verdict_line(check.figures, i))
             figures.append(check.figures.as_dict())

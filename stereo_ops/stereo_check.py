@@ -36,6 +36,8 @@ COLOUR_WARN_PCT = 5.0
 BORDER_BAND = 0.04
 VIOLATION_DEPTH_PCT = 0.1
 VIOLATION_SHARE = 0.1
+# Measured parallax this far (median, % of the width) from what the settings and map give.
+SETTINGS_WARN_PCT = 0.25
 # Below this share of trusted pixels the figures are unreliable (flat or blurred images).
 MIN_MEASURED = 0.05
 
@@ -65,6 +67,8 @@ class PairFigures:
     eye_order_score: float
     eye_order_votes: int
     depth_map_agreement: float | None  # rank correlation of the disparity input with nearness
+    settings_parallax_pct: dict[str, float] | None  # min/max the settings give the disparity map
+    settings_error_pct: float | None  # median |measured - expected| parallax, % of the width
     vertical_offset_px: float  # the right eye's content sits this many pixels lower
     brightness_mismatch_pct: float  # right eye's luma vs the left eye's, in % (negative = darker)
     channel_gain: list[float]  # right / left per channel (R, G, B), brightness included
@@ -174,6 +178,31 @@ def _depth_map_agreement(disparity: torch.Tensor | None, m: MatchLevel) -> float
     return float((a * b).sum()) / den if den > 0 else None
 
 
+def _settings_check(
+    disparity: torch.Tensor | None, settings: tuple[float, float] | None, m: MatchLevel, width: int
+) -> tuple[dict[str, float] | None, float | None]:
+    """With the settings a pair was made with (divergence %, convergence) and its disparity map:
+    the parallax range they give, p = -divergence * (D - convergence), and the median difference
+    from the measured parallax on trusted pixels."""
+    if disparity is None or settings is None:
+        return None, None
+    divergence, convergence = settings
+    expected = -divergence * (disparity.float() - convergence)
+    lo, hi = _quantiles(expected.flatten(), (PERCENTILES["min"], PERCENTILES["max"]))
+    if int(m.valid.sum()) < 16:
+        return {"min": lo, "max": hi}, None
+    h, w = m.parallax.shape
+    at_level = F.interpolate(expected[None, None], size=(h, w), mode="area")[0, 0]
+    measured = m.parallax * (m.scale / width * 100.0)
+    return {"min": lo, "max": hi}, float((measured - at_level)[m.valid].abs().median())
+
+
+def _quantiles(values: torch.Tensor, percents) -> list[float]:
+    if values.numel() > 1 << 22:  # torch.quantile refuses very large inputs; a stride keeps the shape
+        values = values[:: values.numel() // (1 << 22) + 1]
+    return torch.quantile(values.float(), torch.tensor([p / 100.0 for p in percents])).tolist()
+
+
 def _budget_fit(lo: float, hi: float, budget: Budget, name: str) -> dict[str, float | bool | str]:
     crossed, uncrossed = max(0.0, -lo), max(0.0, hi)
     fits = crossed <= budget.crossed_pct + 1e-9 and uncrossed <= budget.uncrossed_pct + 1e-9
@@ -210,9 +239,11 @@ def check_pair(
     budget: Budget,
     budget_name: str = "display",
     disparity: torch.Tensor | None = None,
+    settings: tuple[float, float] | None = None,
 ) -> PairCheck:
     """Measure one pair of RGB images (3, H, W) in 0..1. `disparity` (H', W'), optional, is the
-    left view's disparity map (near = 1); it adds a second opinion on the eye order."""
+    left view's disparity map (near = 1); it adds a second opinion on the eye order, and with the
+    `settings` the pair was made with (divergence in %, convergence) the parallax they should give."""
     _, height, width = left.shape
     m = match_pair(left, right)
     measured = float(m.valid.float().mean())
@@ -226,6 +257,7 @@ def check_pair(
         ~m.consistent_right, m.valid_right, m.parallax_right, m.right_rgb,
     )
     agreement = _depth_map_agreement(disparity, m)
+    expected, settings_error = _settings_check(disparity, settings, m, width)
     rows = vertical_offset(m)
     vertical_px = rows * height / m.parallax.shape[0]
     brightness, gains, colour = _eye_mismatch(m, rows)
@@ -242,11 +274,14 @@ def check_pair(
         warnings.append("eyes swapped (the disparity map disagrees)")
     if measured >= MIN_MEASURED:
         warnings += _measured_warnings(vertical_px, height, window, brightness, colour, fit, budget_name)
+        if settings_error is not None and settings_error > SETTINGS_WARN_PCT:
+            warnings.append("parallax differs from the settings")
 
     figures = PairFigures(
         width=width, height=height, measured_share=measured, parallax_pct=parallax_pct,
         eye_order=order.verdict, eye_order_score=order.score, eye_order_votes=order.votes,
-        depth_map_agreement=agreement, vertical_offset_px=vertical_px,
+        depth_map_agreement=agreement, settings_parallax_pct=expected, settings_error_pct=settings_error,
+        vertical_offset_px=vertical_px,
         brightness_mismatch_pct=brightness, channel_gain=gains, colour_mismatch_pct=colour,
         window=window, budget=fit, warnings=warnings,
     )
@@ -300,6 +335,10 @@ def report(figures: PairFigures, index: int | None = None) -> str:
     if f.depth_map_agreement is not None:
         lines.append(f"  The disparity map {'agrees' if f.depth_map_agreement > 0 else 'disagrees'} "
                      f"(rank correlation {f.depth_map_agreement:+.2f}).")
+    if f.settings_parallax_pct is not None:
+        e = f.settings_parallax_pct
+        error = "" if f.settings_error_pct is None else f"; measured differs by {f.settings_error_pct:.2f} % (median)"
+        lines.append(f"- The settings give {_pct(e['min'])} to {_pct(e['max'])}{error}.")
     lines.append(f"- Vertical offset: {f.vertical_offset_px:+.1f} px.")
     for side in ("left", "right"):
         w = f.window[side]

@@ -61,9 +61,14 @@ def test_stereo_check_uses_the_display_budget_and_a_disparity_map(pack):
     tv = display_target("3D TV or monitor")
     d = torch.rand(1, 96, 128)
     figures = json.loads(_node().execute(stereo=stereo, fix=False, display=tv, disparity=d).result[3])[0]
-    assert figures["budget"]["display"] == "3D TV or monitor"
+    assert figures["budget"]["display"] == "3D TV or monitor" and figures["settings_parallax_pct"] is None
     assert figures["budget"]["crossed_budget_pct"] == pytest.approx(tv.budget.crossed_pct)
     assert figures["depth_map_agreement"] is not None
+    with_settings = json.loads(
+        _node().execute(stereo=stereo, fix=False, disparity=d, divergence=3.0, convergence=0.5).result[3]
+    )[0]
+    assert with_settings["settings_parallax_pct"]["max"] == pytest.approx(1.5, abs=0.05)
+    assert "parallax differs from the settings" in with_settings["warnings"]  # a random map is not the scene's
 
 
 @pytest.mark.parametrize(

@@ -241,3 +241,16 @@ def test_the_report_says_which_way_to_move_a_range_that_would_fit():
     assert "bring it forward (lower the convergence)" in text
     text = report(check_pair(left, right, SimpleBudget(1.0, 1.0)).figures)
     assert "Reduce the divergence to about" in text
+
+
+def test_the_settings_used_give_the_expected_parallax_and_catch_a_mismatch():
+    scene = _scene("layered, behind and in front")  # divergence 3 %, convergence 0.5
+    left, right = _pair(scene)
+    d = scene.disparity[0].float()
+    f = check_pair(left, right, VR, disparity=d, settings=(3.0, 0.5)).figures
+    truth = _true_parallax_pct(scene).flatten()
+    assert f.settings_parallax_pct["min"] == pytest.approx(float(torch.quantile(truth, 0.005)), abs=1e-4)
+    assert f.settings_error_pct < 0.1 and "parallax differs from the settings" not in f.warnings
+    wrong = check_pair(left, right, VR, disparity=d, settings=(3.0, 0.0)).figures  # not what made it
+    assert wrong.settings_error_pct == pytest.approx(1.5, abs=0.1)
+    assert "parallax differs from the settings" in wrong.warnings
