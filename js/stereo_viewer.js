@@ -60,6 +60,19 @@ function modeForLayout(layout) {
   return null;
 }
 
+// One line for the status bar: the check's verdict (with its reasons) and the parallax range in %
+// of the width (negative = in front of the screen).
+function checkSummary(check) {
+  if (!check || typeof check.verdict !== "string") return "";
+  const pct = (v) => `${v >= 0 ? "+" : ""}${v.toFixed(2)} %`;
+  const warnings = Array.isArray(check.warnings) ? check.warnings : [];
+  const verdict = check.verdict === "pass" ? "check: pass" : `check: WARN (${warnings.join(", ")})`;
+  const range = Number.isFinite(check.min_pct) && Number.isFinite(check.max_pct)
+    ? `, parallax ${pct(check.min_pct)} to ${pct(check.max_pct)}`
+    : "";
+  return verdict + range;
+}
+
 function viewUrl(file) {
   const params = new URLSearchParams({
     filename: file.filename,
@@ -170,7 +183,10 @@ class StereoViewer {
 
     this.status = document.createElement("div");
     this.status.className = "stereo-viewer-status";
-    Object.assign(this.status.style, { fontSize: "11px", lineHeight: `${STATUS_HEIGHT - 2}px` });
+    Object.assign(this.status.style, {
+      fontSize: "11px", lineHeight: `${STATUS_HEIGHT - 2}px`,
+      whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis",
+    });
     this.status.textContent = "Run the workflow to view the stereo pair.";
 
     this.element.append(this.bar, this.canvas, this.status);
@@ -222,6 +238,8 @@ class StereoViewer {
     const pairs = message?.stereo_views;
     if (!Array.isArray(pairs) || pairs.length === 0) return;
     this.pairs = pairs;
+    // Stereo Check's verdict and parallax range per pair (absent for pairs too small to check).
+    this.checks = Array.isArray(message?.stereo_check) ? message.stereo_check : [];
     this.pairSelect.replaceChildren(...pairs.map((_, i) => new Option(`pair ${i + 1}`, String(i))));
     this.pairSelect.style.display = pairs.length > 1 ? "" : "none";
     await this.showPair(0);
@@ -235,7 +253,10 @@ class StereoViewer {
     try {
       const [left, right] = await Promise.all([loadImage(viewUrl(pair.left)), loadImage(viewUrl(pair.right))]);
       this.eyes = { left, right };
-      this.status.textContent = `${left.naturalWidth}x${left.naturalHeight} per eye`;
+      const check = checkSummary(this.checks?.[index]);
+      this.status.textContent = `${left.naturalWidth}x${left.naturalHeight} per eye${check ? ` · ${check}` : ""}`;
+      this.status.title = this.status.textContent;
+      this.status.dataset.verdict = this.checks?.[index]?.verdict ?? "";
       this.syncControls();
       this.updateWiggle();
       this.draw();

@@ -25,6 +25,7 @@ _NODE_MODULES: dict[str, str | None] = {
     "depth_map": None,
     "warp": None,
     "comfort": None,
+    "check": None,
     "video": "av",
 }
 

@@ -25,6 +25,7 @@ from ..stereo_ops import spatial_photo
 from ..stereo_ops.stereo_geometry import DisplayTarget
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
 from .stereo_types import StereoDisplayType
+from .save_check import frame_metadata, pair_figures, viewer_summary
 
 CATEGORY = "stereo/output"
 ANAGLYPH = "anaglyph"
@@ -85,7 +86,8 @@ def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo
     for i, frame in enumerate(frames):
         base = f"{name.replace('%batch_num%', str(i))}_{counter:05}"
         png = f"{base}{suffix}.png"
-        to_pil(frame).save(os.path.join(folder, png), pnginfo=metadata, compress_level=4)
+        info = metadata[i] if isinstance(metadata, list) else metadata  # per pair: its check figures
+        to_pil(frame).save(os.path.join(folder, png), pnginfo=info, compress_level=4)
         pngs.append(saved(png, subfolder, "output"))
         if save_mpo:
             mpo = f"{base}.mpo"
@@ -237,7 +239,18 @@ class StereoSaveImage(io.ComfyNode):
                     tooltip="Optional display target (Stereo Display Target). For a spatial photo, "
                     "its field of view (the angle its image subtends) and its eye separation become the "
                     "photo's field of view and baseline, instead of 60 degrees and 64 mm, and its "
-                    "comfortable parallax (instead of a VR headset's) bounds the disparity adjustment.",
+                    "comfortable parallax (instead of a VR headset's) bounds the disparity adjustment and "
+                    "is the budget the check measures each pair against.",
+                ),
+                io.Boolean.Input(
+                    "check", default=True, optional=True,
+                    tooltip="Run Stereo Check on each pair (under a second per pair) and write its figures into "
+                    "the PNG (text chunk stereo_check, JSON); the viewer shows the verdict and parallax range.",
+                ),
+                io.String.Input(
+                    "check_figures", optional=True, force_input=True,
+                    tooltip="Optional: the figures output of a Stereo Check on the same pairs, used instead of "
+                    "checking again.",
                 ),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
@@ -246,11 +259,13 @@ class StereoSaveImage(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, format=PNG, vr180_fov=90.0, display=None
+        cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo, format=PNG, vr180_fov=90.0, display=None,
+        check=True, check_figures=None,
     ) -> io.NodeOutput:
         if format not in SAVE_FORMATS:
             raise ValueError(f"format must be one of {SAVE_FORMATS}, got {format!r}")
         left, right = split_stereo(stereo, "stereo")
+        figures = pair_figures(left, right, check, check_figures, display)
         # The saved files go under their own keys, not "images": for "images" the frontend draws a
         # flat preview of the saved file under the node's stereo viewer, a second copy of the pair.
         ui = {}
@@ -261,9 +276,10 @@ class StereoSaveImage(io.ComfyNode):
                 frames, suffix = compose_vr180(left, right, layout, vr180_fov)
             else:
                 frames, suffix = compose(left, right, layout, anaglyph_method)
-            metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
+            metadata = frame_metadata(png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo), figures)
             ui["stereo_images"], mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)
-        ui.update({"stereo_views": save_eye_previews(left, right), "stereo_layout": [layout]})
+        ui.update({"stereo_views": save_eye_previews(left, right), "stereo_layout": [layout],
+                   "stereo_check": viewer_summary(figures)})
         if mpos:
             ui["stereo_mpo"] = mpos
         return io.NodeOutput(ui=ui)

@@ -37,6 +37,11 @@ class Plane:
     gx: float = 0.0
     gy: float = 0.0
     seed: int = 0
+    # Contrast of extra fine texture (periods of 3 to 8 pixels), as photos have; 0 = the smooth
+    # texture alone. Fine texture is sampled less exactly by linear interpolation.
+    detail: float = 0.0
+    # Contrast of the whole texture: 0 gives a flat colour (a textureless surface).
+    contrast: float = 1.0
 
     def disparity(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.d0 + self.gx * x + self.gy * y
@@ -87,8 +92,16 @@ def _texture(plane: Plane, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             phase = 2 * math.pi * torch.rand((), generator=g).item()
             amp = 0.04 + 0.04 * torch.rand((), generator=g).item()
             kx, ky = math.cos(angle) / period, math.sin(angle) / period
-            value = value + amp * torch.sin(2 * math.pi * (kx * x + ky * y) + phase)
+            value = value + plane.contrast * amp * torch.sin(2 * math.pi * (kx * x + ky * y) + phase)
         out.append(value)
+    if plane.detail > 0:
+        for c in range(3):
+            for _ in range(4):
+                period = 3.0 + 5.0 * torch.rand((), generator=g).item()
+                angle = math.pi * torch.rand((), generator=g).item()
+                phase = 2 * math.pi * torch.rand((), generator=g).item()
+                kx, ky = math.cos(angle) / period, math.sin(angle) / period
+                out[c] = out[c] + plane.contrast * plane.detail * 0.05 * torch.sin(2 * math.pi * (kx * x + ky * y) + phase)
     return torch.stack(out)
 
 

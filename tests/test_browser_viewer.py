@@ -125,7 +125,7 @@ def test_viewer_adds_nothing_to_the_saved_workflow(executed_viewer):
     values = executed_viewer.page.evaluate(
         "() => app.graph.serialize().nodes.filter(n => n.type === 'StereoSaveImage').map(n => n.widgets_values)"
     )
-    assert values and all("" not in v and len(v) == 4 for v in values), values
+    assert values and all("" not in v and len(v) == 7 for v in values), values
 
 
 def test_viewer_starts_in_the_mode_of_the_layout_and_follows_it(executed_viewer):
@@ -211,8 +211,9 @@ def test_viewer_fills_the_node_width_and_the_node_fits_the_pair(executed_viewer)
         assert ch / cw == pytest.approx(ph / pw, rel=0.02), box  # at the pair's own aspect ratio
         # The widget holds the controls, the picture and the status line: nothing cut off, no empty band.
         assert 0 <= eh - (box["bar"][1] + ch + box["status"][1]) <= 16 * scale, box
-        # The node is as tall as its widgets and the viewer need, not more.
-        assert box["node"][1] * scale <= eh + 200 * scale, box
+        # The node is as tall as its widgets and the viewer need, not more: the title, three input
+        # sockets and seven widgets take under 280 px.
+        assert box["node"][1] * scale <= eh + 280 * scale, box
     set_widget(page, "layout", "parallel-half")
 
 
@@ -251,3 +252,37 @@ def test_a_loaded_workflow_opens_its_viewer_in_the_saved_layout(executed_viewer)
         }}"""
     )
     assert modes == ["top-bottom", "anaglyph"]
+
+
+def _scene_pngs(inputs) -> None:
+    """An exact synthetic pair large enough for Stereo Check, as the two input files."""
+    from dataclasses import replace
+
+    from stereo_pack.stereo_ops.synthetic_scenes import default_planes, layered_scene
+
+    planes = tuple(replace(p, detail=1.0) for p in default_planes(96, 128))
+    scene = layered_scene(96, 128, 3.0, 0.5, planes=planes, dtype=torch.float32)
+    for name, view in (("check_left.png", scene.left), ("check_right.png", scene.right)):
+        array = (view.image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(array).save(inputs / name)
+
+
+def test_the_viewer_shows_the_check_verdict_and_parallax_range(executed_viewer):
+    page, server = executed_viewer.page, executed_viewer.server
+    _scene_pngs(server.base_dir / "input")
+    status = f"() => {VIEWER}.status.textContent"
+    try:
+        for left, right, verdict in (("check_left.png", "check_right.png", "check: "),
+                                     ("check_right.png", "check_left.png", "check: WARN (eyes swapped")):
+            prompt = json.loads(json.dumps(PROMPT))
+            prompt["1"]["inputs"]["image"], prompt["2"]["inputs"]["image"] = left, right
+            executed_viewer.wait_done(executed_viewer.queue(prompt))
+            page.wait_for_function(f"() => {VIEWER}.status.textContent.includes('128x96')", timeout=20_000)
+            text = page.evaluate(status)
+            assert verdict in text and "parallax " in text and " %" in text, text
+        # The 12x8 pair is too small to check: no verdict, just its size.
+        executed_viewer.wait_done(executed_viewer.queue(PROMPT))
+        page.wait_for_function(f"() => {VIEWER}.status.textContent.startsWith('{W}x{H}')", timeout=20_000)
+        assert "check" not in page.evaluate(status)
+    finally:
+        executed_viewer.wait_done(executed_viewer.queue(PROMPT))
