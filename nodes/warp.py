@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from comfy_api.latest import io
 
 from ..stereo_ops import split_stereo
-from ..stereo_ops.warp import dilate_mask, refine_right, stereo_warp
+from ..stereo_ops.warp_clip import refine_clip, warp_clip
 
 CATEGORY = "stereo/warp"
 
@@ -26,14 +25,6 @@ BALANCE_TOOLTIP = (
     "Share of the parallax given to the left eye: 0 keeps the image as the left eye and warps only the "
     "right; 0.5 warps both eyes half-way, halving the holes in each."
 )
-
-
-def _channels_first(images: torch.Tensor) -> torch.Tensor:
-    return images.permute(0, 3, 1, 2)  # a view: the warp reads any strides
-
-
-def _channels_last(images: torch.Tensor) -> torch.Tensor:
-    return images.permute(0, 2, 3, 1).contiguous()
 
 
 class StereoWarp(io.ComfyNode):
@@ -69,10 +60,8 @@ class StereoWarp(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, disparity, divergence, convergence, balance, grow_holes) -> io.NodeOutput:
-        views = stereo_warp(_channels_first(image), disparity, divergence, convergence, balance)
-        stereo = torch.cat([_channels_last(views.left.image), _channels_last(views.right.image)], dim=0)
-        holes = torch.cat([views.left.holes, views.right.holes], dim=0).float()
-        return io.NodeOutput(stereo, dilate_mask(holes, grow_holes))
+        # Chunk by chunk into the final batch: memory beyond the clip does not grow with its length.
+        return io.NodeOutput(*warp_clip(image, disparity, divergence, convergence, balance, grow_holes))
 
 
 class StereoRefine(io.ComfyNode):
@@ -111,10 +100,7 @@ class StereoRefine(io.ComfyNode):
     @classmethod
     def execute(cls, stereo, disparity, divergence, convergence, balance, feather) -> io.NodeOutput:
         left, right = split_stereo(stereo, "stereo")
-        refined, holes = refine_right(
-            _channels_first(left), _channels_first(right), disparity, divergence, convergence, balance, feather
-        )
-        return io.NodeOutput(torch.cat([left, _channels_last(refined)], dim=0), holes.float())
+        return io.NodeOutput(*refine_clip(left, right, disparity, divergence, convergence, balance, feather))
 
 
 NODES = [StereoWarp, StereoRefine]
