@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import comfy.model_management
+import comfy.utils
 from comfy_api.latest import io
 
 from ..stereo_ops import split_stereo
-from ..stereo_ops.warp_clip import refine_clip, warp_clip
+from ..stereo_ops.scene_cuts import detect_scene_cuts
+from ..stereo_ops.warp_clip import fill_clip, refine_clip, warp_clip
 
 CATEGORY = "stereo/warp"
 
@@ -103,4 +106,53 @@ class StereoRefine(io.ComfyNode):
         return io.NodeOutput(*refine_clip(left, right, disparity, divergence, convergence, balance, feather))
 
 
-NODES = [StereoWarp, StereoRefine]
+class StereoVideoFill(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="StereoVideoFill",
+            display_name="Stereo Video Fill",
+            category=CATEGORY,
+            description="Fill the holes of a warped stereo video so that they do not flicker: each hole shows "
+            "the background that other frames of the shot saw (carried along by the background's own motion, "
+            "from earlier and later frames), and what no frame saw is filled once from the hole's background "
+            "side and then carried along with the scene. Connect the Stereo Warp that made the video and the "
+            "same settings. Visible pixels are not changed; memory does not grow with the clip.",
+            inputs=[
+                io.Image.Input("stereo", tooltip="Stereo batch of 2N frames from Stereo Warp (N lefts, then N rights)."),
+                io.Mask.Input("holes", tooltip="The holes output of that Stereo Warp (2N masks)."),
+                io.Mask.Input("disparity", tooltip=DISPARITY_TOOLTIP + " The map the video was warped with."),
+                io.Float.Input("divergence", default=8.0, min=0.0, max=30.0, step=0.1, tooltip=DIVERGENCE_TOOLTIP),
+                io.Float.Input("convergence", default=0.0, min=0.0, max=1.0, step=0.01, tooltip=CONVERGENCE_TOOLTIP),
+                io.Float.Input("balance", default=0.0, min=0.0, max=1.0, step=0.05, tooltip=BALANCE_TOOLTIP),
+                io.Boolean.Input(
+                    "scene_cuts", default=True,
+                    tooltip="Find the scene cuts in the left views and start the fill afresh at each, so that no "
+                    "background is carried from one shot into another.",
+                ),
+            ],
+            outputs=[
+                io.Image.Output("filled", display_name="stereo", tooltip="The stereo batch with its holes filled."),
+                io.Mask.Output("unseen", display_name="unseen",
+                               tooltip="2N masks: the hole pixels no frame of the shot showed (invented by the fill); "
+                               "for an inpainting model if you want them repainted."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, stereo, holes, disparity, divergence, convergence, balance, scene_cuts=True) -> io.NodeOutput:
+        left, _ = split_stereo(stereo, "stereo")
+        starts = detect_scene_cuts(left) if scene_cuts else []
+        n = left.shape[0]
+        eyes = sum(bool((holes[eye] > 0.5).any()) for eye in (slice(0, n), slice(n, 2 * n))) if holes.shape[0] == 2 * n else 1
+        bar = comfy.utils.ProgressBar(max(1, 2 * n * eyes))  # two passes over each eye with holes
+
+        def on_frame() -> None:
+            bar.update(1)
+            comfy.model_management.throw_exception_if_processing_interrupted()
+
+        filled, unseen = fill_clip(stereo, holes, disparity, divergence, convergence, balance, starts, on_frame)
+        return io.NodeOutput(filled, unseen)
+
+
+NODES = [StereoWarp, StereoRefine, StereoVideoFill]

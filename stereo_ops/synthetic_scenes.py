@@ -212,6 +212,7 @@ class MovingClip:
     disparity: torch.Tensor
     background_motion: torch.Tensor
     divergence: float
+    right_background: torch.Tensor | None = None  # (T, H, W): the right eye shows the background plane
 
 
 def moving_planes(height: int, width: int, seed: int = 0) -> tuple[tuple[Plane, ...], tuple[tuple[float, float], ...]]:
@@ -247,7 +248,7 @@ def moving_clip(
         planes, velocities = moving_planes(height, width, seed)
     velocities = velocities or tuple((0.0, 0.0) for _ in planes)
     shift_px = divergence / 100.0 * width
-    centers, rights, holes, maps = [], [], [], []
+    centers, rights, holes, maps, backs = [], [], [], [], []
     x = torch.arange(width, dtype=torch.float64).view(1, width).expand(height, width)
     y = torch.arange(height, dtype=torch.float64).view(height, 1).expand(height, width)
     for t in range(frames):
@@ -260,7 +261,8 @@ def moving_clip(
         centers.append(center.image[0])
         rights.append(right.image[0])
         holes.append(right.holes[0])
+        backs.append(right.plane[0] == 0)
         maps.append(d)
     motion = torch.tensor([[0.0, 0.0]] + [[camera[0] + velocities[0][0], camera[1] + velocities[0][1]]] * (frames - 1))
     return MovingClip(torch.stack(centers).to(dtype), torch.stack(rights).to(dtype), torch.stack(holes),
-                      torch.stack(maps).to(dtype), motion[:frames], divergence)
+                      torch.stack(maps).to(dtype), motion[:frames], divergence, torch.stack(backs))

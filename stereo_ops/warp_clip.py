@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from .disparity import as_disparity_batch
+from .disparity import as_disparity_batch, resize_disparity
 from .frame_chunks import all_finite, chunk_length, frame_chunks, min_max
-from .warp import dilate_mask, refine_right, stereo_warp
+from .pixel_shift import displacement
+from .warp import dilate_mask, forward_warp, refine_right, stereo_warp
 
 
 def check_clip_disparity(disparity: torch.Tensor, frames: int, name: str = "disparity") -> torch.Tensor:
@@ -99,3 +100,54 @@ def refine_clip(
         stereo[n + part.start:n + part.stop] = refined.permute(0, 2, 3, 1)
         holes[part] = hole
     return stereo, holes
+
+
+def eye_disparity(disparity: torch.Tensor, divergence: float, convergence: float, balance: float, right: bool) -> torch.Tensor:
+    """The centre disparity (H, W) moved into one eye's pixels, as Stereo Warp moves the image."""
+    d = disparity.float().unsqueeze(0)
+    a = displacement(d, divergence, convergence)
+    share = (1.0 - balance) if right else balance
+    if share == 0.0 or divergence == 0.0:
+        return d[0]
+    return forward_warp(d.unsqueeze(1), a * share, direction=-1 if right else 1).image[0, 0]
+
+
+def fill_clip(
+    stereo: torch.Tensor,
+    holes: torch.Tensor,
+    disparity: torch.Tensor,
+    divergence: float,
+    convergence: float = 0.0,
+    balance: float = 0.0,
+    starts: tuple[int, ...] | list[int] = (),
+    on_frame=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temporal hole fill (`temporal_fill`) of both eyes of a warped stereo clip (2N, H, W, C)
+    with its holes (2N, H, W) and the centre disparity it was warped with. Returns the filled
+    stereo batch and the masks (2N, H, W) of the hole pixels no frame showed. `on_frame` is
+    called after each frame step (two per frame of each eye that has holes)."""
+    from .temporal_fill import temporal_fill
+
+    n = stereo.shape[0] // 2
+    if stereo.ndim != 4 or stereo.shape[0] != 2 * n or n == 0:
+        raise ValueError(f"stereo must be a stereo batch (2N, H, W, C), got {tuple(stereo.shape)}")
+    if holes.shape != stereo.shape[:3]:
+        raise ValueError(f"holes {tuple(holes.shape)} must match the stereo batch {tuple(stereo.shape[:3])}: "
+                         "connect the holes output of the Stereo Warp that made it")
+    h, w = stereo.shape[1:3]
+    d = check_clip_disparity(disparity, n)
+    out = stereo.clone()
+    unseen = torch.zeros(holes.shape, dtype=torch.float32, device=stereo.device)
+    for eye, right in ((slice(0, n), False), (slice(n, 2 * n), True)):
+        eye_holes = holes[eye]
+        if not bool((eye_holes > 0.5).any()):
+            continue
+        view_of = out[eye]
+
+        def frame(t: int, view_of=view_of, eye_holes=eye_holes, right=right):
+            centre = resize_disparity(_maps_for(d, slice(t, t + 1))[:1].float(), h, w)[0]
+            return (view_of[t].permute(2, 0, 1), eye_holes[t] > 0.5,
+                    eye_disparity(centre, divergence, convergence, balance, right))
+
+        temporal_fill(frame, n, view_of.permute(0, 3, 1, 2), unseen[eye], -1 if right else 1, starts, on_frame)
+    return out, unseen
