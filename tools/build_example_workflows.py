@@ -631,6 +631,47 @@ def video_to_stereo(classes) -> dict:
     return g.to_json("video_to_stereo")
 
 
+def video_to_stereo_fast(classes) -> dict:
+    """Every frame warped at full resolution by its disparity, the holes filled from the other
+    frames, saved as a side by side video: no diffusion model, any clip length."""
+    g = Graph(classes)
+    settings = dict(divergence=4.0, convergence=0.3, balance=0.5)
+    note = g.note(
+        "Video to stereo, fast (warp + temporal fill)\n\nNo diffusion model: a depth model estimates each "
+        "frame's disparity (one scale per shot, temporal smoothing, restarted at scene cuts), Stereo Warp moves "
+        "every pixel into both eyes at full resolution, and Stereo Video Fill fills the disocclusions with the "
+        "background that other frames of the shot saw, so the holes do not flicker. Every node works a chunk "
+        "of frames at a time: memory beyond the frames themselves does not grow with the clip.\n\nKeep "
+        "divergence, convergence and balance equal on Stereo Warp and Stereo Video Fill. The video is saved as "
+        "video/video_to_stereo_fast_LRF_Full_SBS_00001_.mp4 (VR players read 'LRF_Full_SBS' as full-width "
+        "parallel side by side).", size=(NODE_WIDTH, 460))
+    video = g.node("LoadVideo", file="example.mp4", size=[NODE_WIDTH, 360])
+    parts = g.node("GetVideoComponents")
+    g.link(video, 0, parts, "video")
+    depth_model = g.node("StereoDisparityModelLoader", model_name=VIDEO_DEPTH_MODEL)
+    disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, temporal_smoothing=0.5,
+                       scene_cuts=True)
+    g.link(depth_model, 0, disparity, "disparity_model")
+    g.link(parts, 0, disparity, "image")
+    warp = g.node("StereoWarp", **settings)
+    g.link(parts, 0, warp, "image")
+    g.link(disparity, 0, warp, "disparity")
+    fill = g.node("StereoVideoFill", title="Fill the holes from other frames", **settings)
+    g.link(warp, 0, fill, "stereo")
+    g.link(warp, 1, fill, "holes")
+    g.link(disparity, 0, fill, "disparity")
+    sbs = g.node("StereoSideBySide", layout="parallel")
+    g.link(fill, 0, sbs, "stereo")
+    create = g.node("CreateVideo")
+    g.link(sbs, 0, create, "images")
+    g.link(parts, 2, create, "fps")  # the clip's own frame rate
+    g.link(parts, 1, create, "audio")
+    save = g.node("SaveVideo", filename_prefix="video/video_to_stereo_fast_LRF_Full_SBS", size=[NODE_WIDTH, 360])
+    g.link(create, 0, save, "video")
+    g.columns([note, video], [parts, depth_model, disparity], [warp, fill], [sbs, create], [save])
+    return g.to_json("video_to_stereo_fast")
+
+
 class Workflow(NamedTuple):
     key: str  # short name: the headless runner's argument, the saved files' prefix
     title: str  # file name, shown as the card's title in the template browser
@@ -649,6 +690,7 @@ WORKFLOWS = {w.key: w for w in (
     Workflow("flux_photo_to_stereo", "Flux photo to stereo (fixed-point inversion)", flux_photo_to_stereo),
     Workflow("photo_warp_inpaint", "Photo warp + inpaint (any inpainting model)", photo_warp_inpaint),
     Workflow("video_to_stereo", "Video to stereo (side by side)", video_to_stereo),
+    Workflow("video_to_stereo_fast", "Video to stereo fast (warp + fill)", video_to_stereo_fast),
 )}
 
 
