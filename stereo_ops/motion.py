@@ -19,6 +19,7 @@ import torch.nn.functional as F
 # width when it is smaller).
 _SEARCH_WIDTH = 48
 _REFINE_WIDTHS = (96, 192, 480)
+_LEVEL_ITERATIONS = (8, 5, 3)  # few steps are left to do on the finer levels
 _SEARCH_RADIUS = 6  # pixels of the search level, about 12 % of the width each way
 _ITERATIONS = 8
 
@@ -53,30 +54,32 @@ def _soften(x: torch.Tensor) -> torch.Tensor:
 def _search_translation(prev: torch.Tensor, cur: torch.Tensor, weight: torch.Tensor, prev_ok: torch.Tensor) -> torch.Tensor:
     """The integer-pixel translation (at this level) minimising the weighted mean absolute difference."""
     _, _, h, w = cur.shape
-    best, best_cost = identity(cur.device), float("inf")
-    for dy in range(-min(_SEARCH_RADIUS, h - 2), min(_SEARCH_RADIUS, h - 2) + 1):
-        for dx in range(-_SEARCH_RADIUS, _SEARCH_RADIUS + 1):
-            a = identity(cur.device)
-            a[0, 2], a[1, 2] = 2.0 * dx / (w - 1), 2.0 * dy / max(h - 1, 1)
-            moved = warp_affine(torch.cat([prev, prev_ok], 1), a)
-            wt = weight * (moved[:, 1:] > 0.999)
-            total = float(wt.sum())
-            if total < 0.05 * weight.sum():  # too little overlap to judge
-                continue
-            cost = float(((moved[:, :1] - cur).abs() * wt).sum()) / total
-            if cost < best_cost - 1e-9:
-                best, best_cost = a, cost
-    return best
+    ry = min(_SEARCH_RADIUS, h - 2)
+    dy, dx = torch.meshgrid(torch.arange(-ry, ry + 1.0), torch.arange(-_SEARCH_RADIUS, _SEARCH_RADIUS + 1.0), indexing="ij")
+    candidates = identity(cur.device).repeat(dx.numel(), 1, 1)
+    candidates[:, 0, 2] = dx.flatten() * (2.0 / (w - 1))
+    candidates[:, 1, 2] = dy.flatten() * (2.0 / max(h - 1, 1))
+    # All candidates in one batch: each is the previous frame moved by one translation.
+    stack = torch.cat([prev, prev_ok], 1).expand(candidates.shape[0], -1, -1, -1)
+    grid = F.affine_grid(candidates.to(prev.dtype), list(stack.shape), align_corners=True)
+    moved = F.grid_sample(stack, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    wt = weight * (moved[:, 1:] > 0.999)
+    total = wt.flatten(1).sum(1)
+    cost = ((moved[:, :1] - cur).abs() * wt).flatten(1).sum(1) / total.clamp_min(1e-9)
+    cost = torch.where(total >= 0.05 * weight.sum(), cost, torch.full_like(cost, float("inf")))  # too little overlap
+    # Ties go to the smallest motion (the order of the candidates is not a preference).
+    cost = cost + 1e-7 * (dx.flatten().abs() + dy.flatten().abs())
+    return candidates[int(cost.argmin())].clone()
 
 
 def _refine(prev: torch.Tensor, cur: torch.Tensor, weight: torch.Tensor, prev_ok: torch.Tensor,
-            affine: torch.Tensor) -> torch.Tensor:
+            affine: torch.Tensor, iterations: int = _ITERATIONS) -> torch.Tensor:
     """Gauss-Newton steps on the six affine parameters (inverse-compositional in spirit, but
     with the Jacobian of the warped previous frame: the motion between frames is small here)."""
     _, _, h, w = cur.shape
     ys = torch.linspace(-1.0, 1.0, h, device=cur.device).view(h, 1).expand(h, w)
     xs = torch.linspace(-1.0, 1.0, w, device=cur.device).view(1, w).expand(h, w)
-    for _ in range(_ITERATIONS):
+    for _ in range(iterations):
         moved = warp_affine(torch.cat([prev, prev_ok], 1), affine)
         p = moved[0, 0]
         wt = weight[0, 0] * (moved[0, 1] > 0.999)
@@ -105,6 +108,12 @@ def _refine(prev: torch.Tensor, cur: torch.Tensor, weight: torch.Tensor, prev_ok
     return affine
 
 
+def invert_affine(affine: torch.Tensor) -> torch.Tensor:
+    """The (2, 3) affine map that undoes `affine`."""
+    m = torch.linalg.inv(affine[:, :2].double())
+    return torch.cat([m, -(m @ affine[:, 2:].double())], dim=1).to(affine.dtype)
+
+
 def background_motion(
     prev: torch.Tensor, cur: torch.Tensor, weight: torch.Tensor, prev_ok: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -119,8 +128,9 @@ def background_motion(
         return identity(cur.device)
     levels = [_SEARCH_WIDTH, *_REFINE_WIDTHS]
     affine = _search_translation(_level(p, levels[0]), _level(c, levels[0]), _level(wt, levels[0]), _level(ok, levels[0]))
-    for width in levels[1:]:
-        affine = _refine(_soften(_level(p, width)), _soften(_level(c, width)), _level(wt, width), _level(ok, width), affine)
+    for width, iterations in zip(levels[1:], _LEVEL_ITERATIONS):
+        affine = _refine(_soften(_level(p, width)), _soften(_level(c, width)), _level(wt, width), _level(ok, width),
+                         affine, iterations)
         if width >= cur.shape[-1]:
             break
     return affine

@@ -27,7 +27,7 @@ import torch
 
 from .frame_chunks import scene_slices
 from .hole_fill import background_side_fill
-from .motion import background_motion, warp_affine
+from .motion import background_motion, invert_affine, warp_affine
 
 # A visible pixel replaces a seen plate pixel unless it is nearer than it by more than this
 # (disparity units, 0..1): a surface at about the plate's depth is the same background, seen again.
@@ -44,7 +44,7 @@ class _Plate:
     prev_known: torch.Tensor
 
 
-def _far_weight(known: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
+def far_weight(known: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     """The visible pixels in the farther half of the visible disparity: the background to track."""
     if not bool(known.any()):
         return known
@@ -52,9 +52,12 @@ def _far_weight(known: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     return known & (disparity <= limit + 1e-4)
 
 
-def _carry(plate: _Plate, view: torch.Tensor, known: torch.Tensor, disparity: torch.Tensor) -> _Plate:
-    """The plate moved into the pixels of `view` by the background motion between the two frames."""
-    affine = background_motion(plate.prev_view, view, _far_weight(known, disparity), plate.prev_known)
+def _carry(plate: _Plate, view: torch.Tensor, known: torch.Tensor, disparity: torch.Tensor,
+           affine: torch.Tensor | None) -> _Plate:
+    """The plate moved into the pixels of `view` by the background motion between the two frames
+    (`affine`: from this frame's pixels to the plate's; estimated here when None)."""
+    if affine is None:
+        affine = background_motion(plate.prev_view, view, far_weight(known, disparity), plate.prev_known)
     have = (plate.flag > _NONE).to(view.dtype)
     seen = (plate.flag == _SEEN).to(view.dtype)
     stack = torch.cat([plate.colour * have, (plate.disparity * have).unsqueeze(0), have.unsqueeze(0), seen.unsqueeze(0)])
@@ -67,13 +70,14 @@ def _carry(plate: _Plate, view: torch.Tensor, known: torch.Tensor, disparity: to
     return _Plate(moved[:c] * inv, moved[c] * inv, flag, plate.prev_view, plate.prev_known)
 
 
-def _observe(plate: _Plate | None, view: torch.Tensor, known: torch.Tensor, disparity: torch.Tensor) -> _Plate:
+def _observe(plate: _Plate | None, view: torch.Tensor, known: torch.Tensor, disparity: torch.Tensor,
+             affine: torch.Tensor | None = None) -> _Plate:
     """The plate carried to this frame and updated with its visible pixels."""
     if plate is None:
         plate = _Plate(torch.zeros_like(view), torch.zeros_like(disparity),
                        torch.zeros(known.shape, dtype=torch.uint8, device=view.device), view, known)
     else:
-        plate = _carry(plate, view, known, disparity)
+        plate = _carry(plate, view, known, disparity, affine)
     take = known & ((plate.flag != _SEEN) | (disparity <= plate.disparity + NEARER))
     plate.colour = torch.where(take, view, plate.colour)
     plate.disparity = torch.where(take, disparity, plate.disparity)
@@ -93,6 +97,7 @@ def temporal_fill(
     direction: int = -1,
     starts: Sequence[int] = (),
     on_frame: Callable[[], None] | None = None,
+    motion: Callable[[int], torch.Tensor] | None = None,
 ) -> None:
     """Fill the holes of a warped eye over a clip, writing each frame into `out[t]` (C, H, W).
 
@@ -102,13 +107,21 @@ def temporal_fill(
     left eye). `unseen` (T, H, W) receives 1 at the hole pixels that no frame of the scene showed
     (filled by invention), 0 elsewhere. Only the holes of `out` are written: visible pixels stay
     exactly as they are. `on_frame` is called after each of the 2T frame steps (progress, interrupts).
+    `motion(t)`, when given, is the background motion from frame t's pixels to frame t - 1's
+    (`motion.background_motion`), for t > 0 (so that the eyes of a pair can share one estimate);
+    otherwise each pass estimates it.
     """
+    def step(t: int, towards: int) -> torch.Tensor | None:
+        if motion is None:
+            return None
+        return motion(t) if towards < t else invert_affine(motion(towards))
+
     for scene in scene_slices(frames, starts):
         plate = None
         # Backwards: what later frames show of each hole, marked in `unseen` for the forward pass.
         for t in range(scene.stop - 1, scene.start - 1, -1):
             view, holes, disparity = frame(t)
-            plate = _observe(plate, view, ~holes, disparity)
+            plate = _observe(plate, view, ~holes, disparity, step(t, t + 1) if plate is not None else None)
             later = holes & _behind(plate, disparity, holes, direction) & (plate.flag == _SEEN)
             out[t] = torch.where(later, plate.colour, view)
             unseen[t] = later.to(unseen.dtype)
@@ -117,7 +130,7 @@ def temporal_fill(
         plate = None
         for t in range(scene.start, scene.stop):
             view, holes, disparity = frame(t)
-            plate = _observe(plate, view, ~holes, disparity)
+            plate = _observe(plate, view, ~holes, disparity, step(t, t - 1) if plate is not None else None)
             behind = _behind(plate, disparity, holes, direction)
             seen_before = holes & behind & (plate.flag == _SEEN)
             later = holes & ~seen_before & (unseen[t] > 0.5)

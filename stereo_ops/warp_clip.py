@@ -126,7 +126,8 @@ def fill_clip(
     with its holes (2N, H, W) and the centre disparity it was warped with. Returns the filled
     stereo batch and the masks (2N, H, W) of the hole pixels no frame showed. `on_frame` is
     called after each frame step (two per frame of each eye that has holes)."""
-    from .temporal_fill import temporal_fill
+    from .motion import background_motion
+    from .temporal_fill import far_weight, temporal_fill
 
     n = stereo.shape[0] // 2
     if stereo.ndim != 4 or stereo.shape[0] != 2 * n or n == 0:
@@ -138,6 +139,23 @@ def fill_clip(
     d = check_clip_disparity(disparity, n)
     out = stereo.clone()
     unseen = torch.zeros(holes.shape, dtype=torch.float32, device=stereo.device)
+
+    def centre_map(t: int) -> torch.Tensor:
+        return resize_disparity(_maps_for(d, slice(t, t + 1))[:1].float(), h, w)[0]
+
+    # The background moves alike in both eyes: one estimate per frame, on the eye with fewer holes.
+    track_right = balance > 0.5
+    track = slice(n, 2 * n) if track_right else slice(0, n)
+    motions: dict[int, torch.Tensor] = {}
+
+    def motion(t: int) -> torch.Tensor:
+        if t not in motions:
+            known = holes[track][t] < 0.5
+            disparity_t = eye_disparity(centre_map(t), divergence, convergence, balance, track_right)
+            motions[t] = background_motion(stereo[track][t - 1].permute(2, 0, 1), stereo[track][t].permute(2, 0, 1),
+                                           far_weight(known, disparity_t), holes[track][t - 1] < 0.5)
+        return motions[t]
+
     for eye, right in ((slice(0, n), False), (slice(n, 2 * n), True)):
         eye_holes = holes[eye]
         if not bool((eye_holes > 0.5).any()):
@@ -145,9 +163,8 @@ def fill_clip(
         view_of = out[eye]
 
         def frame(t: int, view_of=view_of, eye_holes=eye_holes, right=right):
-            centre = resize_disparity(_maps_for(d, slice(t, t + 1))[:1].float(), h, w)[0]
             return (view_of[t].permute(2, 0, 1), eye_holes[t] > 0.5,
-                    eye_disparity(centre, divergence, convergence, balance, right))
+                    eye_disparity(centre_map(t), divergence, convergence, balance, right))
 
-        temporal_fill(frame, n, view_of.permute(0, 3, 1, 2), unseen[eye], -1 if right else 1, starts, on_frame)
+        temporal_fill(frame, n, view_of.permute(0, 3, 1, 2), unseen[eye], -1 if right else 1, starts, on_frame, motion)
     return out, unseen
