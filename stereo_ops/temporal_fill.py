@@ -122,7 +122,8 @@ def temporal_fill(
         for t in range(scene.stop - 1, scene.start - 1, -1):
             view, holes, disparity = frame(t)
             plate = _observe(plate, view, ~holes, disparity, step(t, t + 1) if plate is not None else None)
-            later = holes & _behind(plate, disparity, holes, direction) & (plate.flag == _SEEN)
+            later = holes & (plate.disparity <= _background_disparity(disparity, holes, direction) + NEARER) \
+                & (plate.flag == _SEEN)
             out[t] = torch.where(later, plate.colour, view)
             unseen[t] = later.to(unseen.dtype)
             if on_frame is not None:
@@ -131,7 +132,11 @@ def temporal_fill(
         for t in range(scene.start, scene.stop):
             view, holes, disparity = frame(t)
             plate = _observe(plate, view, ~holes, disparity, step(t, t - 1) if plate is not None else None)
-            behind = _behind(plate, disparity, holes, direction)
+            # A hole shows what lies behind the object beside it: the plate's surface may fill it only
+            # if it is no nearer than the hole's background side (not the object itself, which the
+            # plate may hold from a frame where the object stood there).
+            background = _background_disparity(disparity, holes, direction)
+            behind = plate.disparity <= background + NEARER
             seen_before = holes & behind & (plate.flag == _SEEN)
             later = holes & ~seen_before & (unseen[t] > 0.5)
             result = torch.where(seen_before, plate.colour, out[t].to(view.dtype))
@@ -143,19 +148,12 @@ def temporal_fill(
             # What this frame added to the plate: the background seen later, and the invention.
             added = later | new
             plate.colour = torch.where(added, result, plate.colour)
-            plate.disparity = torch.where(added, _background_disparity(disparity, holes, direction), plate.disparity)
+            plate.disparity = torch.where(added, background, plate.disparity)
             plate.flag = torch.where(later, _SEEN, torch.where(new, _INVENTED, plate.flag)).to(torch.uint8)
             out[t] = result
             unseen[t] = (carried | new).to(unseen.dtype)
             if on_frame is not None:
                 on_frame()
-
-
-def _behind(plate: _Plate, disparity: torch.Tensor, holes: torch.Tensor, direction: int) -> torch.Tensor:
-    """Where the plate's surface may show in a hole: no nearer than the hole's background side.
-    (A hole shows what lies behind the object beside it; the object itself, which the plate may
-    hold from a frame where it stood there, must not fill it.)"""
-    return plate.disparity <= _background_disparity(disparity, holes, direction) + NEARER
 
 
 def _background_disparity(disparity: torch.Tensor, holes: torch.Tensor, direction: int) -> torch.Tensor:
