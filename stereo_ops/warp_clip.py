@@ -163,7 +163,9 @@ def fill_clip(
         view_of = out[eye]
 
         def frame(t: int, view_of=view_of, eye_holes=eye_holes, right=right):
-            return (view_of[t].permute(2, 0, 1), eye_holes[t] > 0.5,
+            # One frame, channels first and contiguous: the fill's many per-pixel selections run
+            # several times faster than on the stereo batch's channels-last layout.
+            return (view_of[t].permute(2, 0, 1).contiguous(), eye_holes[t] > 0.5,
                     eye_disparity(centre_map(t), divergence, convergence, balance, right))
 
         temporal_fill(frame, n, view_of.permute(0, 3, 1, 2), unseen[eye], -1 if right else 1, starts, on_frame, motion)
