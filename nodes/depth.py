@@ -21,7 +21,8 @@ from ..stereo_ops.depth import (
     prediction_to_disparity,
     screen_convergence,
 )
-from ..stereo_ops.temporal import smooth_over_time
+from ..stereo_ops.scene_cuts import detect_scene_cuts
+from ..stereo_ops.temporal import check_strength, smooth_over_time
 from .depth_model_files import (
     da3_metric_hint,
     default_choice,
@@ -165,6 +166,12 @@ class StereoEstimateDisparity(io.ComfyNode):
                     tooltip="Metric models only: the photo's horizontal field of view in degrees, which turns the "
                     "network's output into metres (DA3 Metric: focal length x output / 300).",
                 ),
+                io.Boolean.Input(
+                    "scene_cuts", default=False, optional=True,
+                    tooltip="Video: find the scene cuts in the frames and restart the per batch normalisation and "
+                    "the temporal smoothing at each, so that every shot comes out as if it were a clip of its own "
+                    "(nothing blends across a cut). Off: the batch is one shot.",
+                ),
             ],
             outputs=[
                 io.Mask.Output("disparity", tooltip="Disparity (B, H, W), 0..1, near = 1."),
@@ -179,7 +186,7 @@ class StereoEstimateDisparity(io.ComfyNode):
     @classmethod
     def execute(
         cls, disparity_model, image, resolution, normalization, batch_size=1, temporal_smoothing=0.0,
-        screen_depth=0.0, horizontal_fov=60.0,
+        screen_depth=0.0, horizontal_fov=60.0, scene_cuts=False,
     ) -> io.NodeOutput:
         image = check_image_batch(image)
         arch = disparity_model.architecture
@@ -188,15 +195,19 @@ class StereoEstimateDisparity(io.ComfyNode):
                 f"screen_depth needs a metric depth model; {arch.name} predicts relative depth. Set it to 0 and "
                 "choose the depth at the screen with the sampler's convergence instead."
             )
+        check_strength(temporal_smoothing)
         per_batch = normalization == "per batch"
+        starts = detect_scene_cuts(image) if scene_cuts else []
         prediction = _predict(disparity_model, image, resolution, batch_size)
-        disparity = prediction_to_disparity(prediction, arch, per_batch)
-        disparity = smooth_over_time(disparity, temporal_smoothing, inplace=True).to(mm.intermediate_device())
         convergence = 0.0
         if screen_depth > 0:
             width = network_input_size(arch, image.shape[1], image.shape[2], resolution)[1]
             convergence = screen_convergence(prediction, arch, screen_depth, width, horizontal_fov, per_batch)
             convergence = float(convergence.mean())
+        # In place, a chunk at a time: the prediction becomes the disparity without a second copy.
+        disparity = prediction_to_disparity(prediction, arch, per_batch, inplace=True, starts=starts)
+        disparity = smooth_over_time(disparity, temporal_smoothing, inplace=True, starts=starts)
+        disparity = disparity.to(mm.intermediate_device())
         # A broadcast view, not a copy: a long clip's preview costs no memory beyond the disparity.
         return io.NodeOutput(disparity, disparity.unsqueeze(-1).expand(-1, -1, -1, 3), convergence)
 
@@ -226,7 +237,8 @@ def run_disparity_model(
     """Disparity (B, H, W) of RGB images, as Estimate Disparity computes it (also used by the samplers)."""
     image = check_image_batch(image)
     prediction = _predict(disparity_model, image, resolution, batch_size, progress)
-    return prediction_to_disparity(prediction, disparity_model.architecture, per_batch).to(mm.intermediate_device())
+    disparity = prediction_to_disparity(prediction, disparity_model.architecture, per_batch, inplace=True)
+    return disparity.to(mm.intermediate_device())
 
 
 NODES = [StereoDisparityModelLoader, StereoEstimateDisparity]

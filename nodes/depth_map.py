@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..stereo_ops.depth_map import CONVERSIONS, NORMALIZATIONS, depth_map_to_disparity
+from ..stereo_ops.depth_map import CONVERSIONS, NORMALIZATIONS, check_map_batch, depth_map_to_disparity
+from ..stereo_ops.scene_cuts import detect_scene_cuts
 
 CATEGORY = "stereo/disparity"
 
@@ -67,6 +68,12 @@ class StereoDepthToDisparity(io.ComfyNode):
                     "and backward, no lag) after normalisation. 0 = off; 0.5 averages about 3 frames each way. "
                     "Use with normalization 'per batch' against flicker; high values blur fast motion.",
                 ),
+                io.Boolean.Input(
+                    "scene_cuts", default=False, optional=True,
+                    tooltip="Video: find the scene cuts in the maps and restart the per batch normalisation and "
+                    "the temporal smoothing at each, so that every shot comes out as if it were a clip of its own. "
+                    "Off: the batch is one shot.",
+                ),
             ],
             outputs=[io.Mask.Output("disparity", tooltip="Disparity (B, H, W), 0..1, near = 1.")],
         )
@@ -74,7 +81,7 @@ class StereoDepthToDisparity(io.ComfyNode):
     @classmethod
     def execute(
         cls, invert, normalization, gamma, blur, width, height, image=None, mask=None,
-        conversion="linear", near_clip=0.01, temporal_smoothing=0.0,
+        conversion="linear", near_clip=0.01, temporal_smoothing=0.0, scene_cuts=False,
     ) -> io.NodeOutput:
         source = image if image is not None else mask
         if source is None:
@@ -82,8 +89,13 @@ class StereoDepthToDisparity(io.ComfyNode):
         return io.NodeOutput(depth_map_to_disparity(
             source, invert=invert, normalization=normalization, gamma=gamma, blur_sigma=blur,
             height=height, width=width, conversion=conversion, near_clip=near_clip,
-            temporal_smoothing=temporal_smoothing,
+            temporal_smoothing=temporal_smoothing, scene_starts=_scene_starts(source) if scene_cuts else (),
         ))
+
+
+def _scene_starts(source) -> list[int]:
+    maps = check_map_batch(source, "image" if source.ndim == 4 else "mask")
+    return detect_scene_cuts(maps, rescale=True)
 
 
 NODES = [StereoDepthToDisparity]

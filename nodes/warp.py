@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import torch
+import comfy.model_management
+import comfy.utils
 from comfy_api.latest import io
 
 from ..stereo_ops import split_stereo
-from ..stereo_ops.warp import dilate_mask, refine_right, stereo_warp
+from ..stereo_ops.scene_cuts import detect_scene_cuts
+from ..stereo_ops.warp_clip import fill_clip, refine_clip, warp_clip
 from .comfort import (
     DEFAULT_CONVERGENCE,
     DEFAULT_DIVERGENCE,
@@ -36,14 +38,6 @@ BALANCE_TOOLTIP = (
     "Share of the parallax given to the left eye: 0 keeps the image as the left eye and warps only the "
     "right; 0.5 warps both eyes half-way, halving the holes in each."
 )
-
-
-def _channels_first(images: torch.Tensor) -> torch.Tensor:
-    return images.permute(0, 3, 1, 2)  # a view: the warp reads any strides
-
-
-def _channels_last(images: torch.Tensor) -> torch.Tensor:
-    return images.permute(0, 2, 3, 1).contiguous()
 
 
 class StereoWarp(io.ComfyNode):
@@ -87,10 +81,10 @@ class StereoWarp(io.ComfyNode):
     def execute(cls, image, disparity, divergence, convergence, balance, grow_holes, display=None) -> io.NodeOutput:
         g = node_geometry(disparity, divergence, convergence, display)
         log_geometry("Stereo Warp", g, display)
-        views = stereo_warp(_channels_first(image), disparity, g.divergence, g.convergence, balance, g.floating_window)
-        stereo = torch.cat([_channels_last(views.left.image), _channels_last(views.right.image)], dim=0)
-        holes = torch.cat([views.left.holes, views.right.holes], dim=0).float()
-        return io.NodeOutput(stereo, dilate_mask(holes, grow_holes))
+        # Chunk by chunk into the final batch: memory beyond the clip does not grow with its length.
+        return io.NodeOutput(*warp_clip(
+            image, disparity, g.divergence, g.convergence, balance, grow_holes, floating_window=g.floating_window
+        ))
 
 
 class StereoRefine(io.ComfyNode):
@@ -137,11 +131,64 @@ class StereoRefine(io.ComfyNode):
         left, right = split_stereo(stereo, "stereo")
         g = node_geometry(disparity, divergence, convergence, display)
         log_geometry("Stereo Refine", g, display)
-        refined, holes = refine_right(
-            _channels_first(left), _channels_first(right), disparity, g.divergence, g.convergence, balance, feather,
-            g.floating_window,
+        return io.NodeOutput(*refine_clip(
+            left, right, disparity, g.divergence, g.convergence, balance, feather, floating_window=g.floating_window
+        ))
+
+
+class StereoVideoFill(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="StereoVideoFill",
+            display_name="Stereo Video Fill",
+            category=CATEGORY,
+            description="Fill the holes of a warped stereo video so that they do not flicker: each hole shows "
+            "the background that other frames of the shot saw (carried along by the background's own motion, "
+            "from earlier and later frames), and what no frame saw is filled once from the hole's background "
+            "side and then carried along with the scene. Connect the Stereo Warp that made the video and the "
+            "same settings (or the same display target). Visible pixels are not changed; memory does not grow with the clip.",
+            inputs=[
+                io.Image.Input("stereo", tooltip="Stereo batch of 2N frames from Stereo Warp (N lefts, then N rights)."),
+                io.Mask.Input("holes", tooltip="The holes output of that Stereo Warp (2N masks)."),
+                io.Mask.Input("disparity", tooltip=DISPARITY_TOOLTIP + " The map the video was warped with."),
+                io.Float.Input("divergence", default=DEFAULT_DIVERGENCE, min=0.0, max=30.0, step=0.1, tooltip=DIVERGENCE_TOOLTIP),
+                io.Float.Input("convergence", default=DEFAULT_CONVERGENCE, min=0.0, max=1.0, step=0.01, tooltip=CONVERGENCE_TOOLTIP),
+                io.Float.Input("balance", default=0.0, min=0.0, max=1.0, step=0.05, tooltip=BALANCE_TOOLTIP),
+                io.Boolean.Input(
+                    "scene_cuts", default=True,
+                    tooltip="Find the scene cuts in the left views and start the fill afresh at each, so that no "
+                    "background is carried from one shot into another.",
+                ),
+                display_input(),
+            ],
+            outputs=[
+                io.Image.Output("filled", display_name="stereo", tooltip="The stereo batch with its holes filled."),
+                io.Mask.Output("unseen", display_name="unseen",
+                               tooltip="2N masks: the hole pixels no frame of the shot showed (invented by the fill); "
+                               "for an inpainting model if you want them repainted."),
+            ],
         )
-        return io.NodeOutput(torch.cat([left, _channels_last(refined)], dim=0), holes.float())
+
+    @classmethod
+    def execute(
+        cls, stereo, holes, disparity, divergence, convergence, balance, scene_cuts=True, display=None
+    ) -> io.NodeOutput:
+        left, _ = split_stereo(stereo, "stereo")
+        g = node_geometry(disparity, divergence, convergence, display)
+        starts = detect_scene_cuts(left) if scene_cuts else []
+        n = left.shape[0]
+        eyes = sum(bool((holes[eye] > 0.5).any()) for eye in (slice(0, n), slice(n, 2 * n))) if holes.shape[0] == 2 * n else 1
+        bar = comfy.utils.ProgressBar(max(1, 2 * n * eyes))  # two passes over each eye with holes
+
+        def on_frame() -> None:
+            bar.update(1)
+            comfy.model_management.throw_exception_if_processing_interrupted()
+
+        filled, unseen = fill_clip(
+            stereo, holes, disparity, g.divergence, g.convergence, balance, starts, on_frame, g.floating_window
+        )
+        return io.NodeOutput(filled, unseen)
 
 
-NODES = [StereoWarp, StereoRefine]
+NODES = [StereoWarp, StereoRefine, StereoVideoFill]

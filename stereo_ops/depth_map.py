@@ -5,6 +5,7 @@ disparity, (B, H, W) in [0, 1] with near = 1. Fitting a disparity to a latent gr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -13,12 +14,14 @@ import torch.nn.functional as F
 from .disparity import (
     DEFAULT_GRID_FIT,
     disparity_batch_of,
+    normalize_in_place,
     normalize_per_sample,
     normalize_whole_batch,
     resize_disparity,
     shrink_disparity,
 )
-from .temporal import smooth_over_time
+from .frame_chunks import all_finite, chunk_length, frame_chunks
+from .temporal import check_strength, smooth_over_time
 
 Normalization = Literal["per image", "per batch", "none"]
 NORMALIZATIONS: tuple[str, ...] = ("per image", "per batch", "none")
@@ -104,6 +107,7 @@ def depth_map_to_disparity(
     conversion: Conversion = "linear",
     near_clip: float = 0.01,
     temporal_smoothing: float = 0.0,
+    scene_starts: Sequence[int] = (),
 ) -> torch.Tensor:
     """Any depth/disparity map to a (B, H, W) disparity in [0, 1] with near = 1.
 
@@ -114,7 +118,11 @@ def depth_map_to_disparity(
     Normalisation stretches each map (or the batch as a whole, for video) to [0, 1]; "none" only
     clamps. `temporal_smoothing` treats the batch as video frames in order and smooths each
     pixel over time (`smooth_over_time`) after the normalisation. `gamma` > 1 pushes mid depths
-    back, < 1 pulls them forward. `height`/`width` 0 keep the map's size.
+    back, < 1 pulls them forward. `height`/`width` 0 keep the map's size. `scene_starts` (the
+    first frames of scenes) split a video: each scene is normalised and smoothed on its own.
+
+    The result is the only clip-sized tensor made: it is filled a chunk of frames at a time and
+    then normalised, smoothed and blurred in place.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
@@ -126,17 +134,55 @@ def depth_map_to_disparity(
         raise ValueError(f"blur must be 0 or positive, got {blur_sigma}")
     if height < 0 or width < 0:
         raise ValueError(f"height and width must be 0 (keep) or positive, got {height}x{width}")
-    d = map_to_single_channel(depth)
-    if height or width:
-        d = resize_disparity(d, height or d.shape[-2], width or d.shape[-1])
-    if conversion == "depth":
-        d = reciprocal_disparity(d, normalization, near_clip)
-    else:
-        d = linear_disparity(d, invert, normalization)
-    d = smooth_over_time(d, temporal_smoothing, inplace=True)
-    if gamma != 1.0:
-        d = d.pow(gamma)
-    return gaussian_blur(d, blur_sigma).clamp(0.0, 1.0)
+    if conversion == "depth" and near_clip <= 0:
+        raise ValueError(f"near_clip must be positive, got {near_clip}")
+    check_strength(temporal_smoothing)
+    depth = check_map_batch(depth)
+    b = depth.shape[0]
+    out_h, out_w = height or depth.shape[1], width or depth.shape[2]
+    out = torch.empty((b, out_h, out_w), dtype=torch.float32, device=depth.device)
+    chunk = chunk_length(max(depth[0].numel(), out_h * out_w))
+    # Pass 1: each frame as the quantity that is stretched (or clamped), at the output size.
+    for part in frame_chunks(b, chunk):
+        d = map_to_single_channel(depth[part])
+        d = resize_disparity(d, out_h, out_w)
+        if conversion == "depth":
+            d = 1.0 / d.clamp_min(near_clip)
+            if normalization == "none":
+                d = d * near_clip
+        elif normalization == "none":
+            d = d.clamp(0.0, 1.0)
+            d = 1.0 - d if invert else d
+        elif invert:
+            d = -d
+        out[part] = d
+    # Pass 2: the stretch, with the extremes of each map or of each scene.
+    if normalization != "none":
+        normalize_in_place(out, normalization == "per batch", scene_starts, chunk)
+    smooth_over_time(out, temporal_smoothing, inplace=True, starts=scene_starts)
+    for part in frame_chunks(b, chunk):
+        d = out[part]
+        if gamma != 1.0:
+            d.pow_(gamma)
+        out[part] = gaussian_blur(d, blur_sigma).clamp_(0.0, 1.0)
+    return out
+
+
+def check_map_batch(depth: torch.Tensor, name: str = "depth") -> torch.Tensor:
+    """An IMAGE or MASK map checked as `map_to_single_channel` does, without converting it."""
+    if not isinstance(depth, torch.Tensor):
+        raise ValueError(f"{name} must be an IMAGE or MASK tensor, got {type(depth).__name__}")
+    if depth.ndim == 2:
+        depth = depth.unsqueeze(0)
+    if depth.ndim == 4 and depth.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name} has {depth.shape[-1]} channels; give an IMAGE with 1, 3 or 4 channels or a MASK")
+    if depth.ndim not in (3, 4):
+        raise ValueError(f"{name} must be an IMAGE (B, H, W, C) or a MASK (B, H, W); got {tuple(depth.shape)}")
+    if depth.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(depth.shape)}")
+    if depth.is_floating_point() and not all_finite(depth):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return depth
 
 
 def prepare_disparity(

@@ -156,3 +156,36 @@ def fit_disparity_to_grid(
     if height < 1 or width < 1:
         raise ValueError(f"target size must be positive, got {height}x{width}")
     return shrink_disparity(d, height, width, method).clamp(0.0, 1.0)
+
+
+def normalize_in_place(
+    disparity: torch.Tensor, per_batch: bool, starts: tuple[int, ...] | list[int] = (), chunk: int | None = None
+) -> torch.Tensor:
+    """`normalize_per_sample` or `normalize_whole_batch` of a float (B, H, W) batch, in place.
+
+    Per batch, each scene (the batches between `starts`, the first frames of scenes) gets its own
+    scale, exactly as if it were a clip of its own; the extremes are found first, then applied a
+    chunk of frames at a time, so no temporary is larger than a chunk.
+    """
+    from .frame_chunks import chunk_length, frame_chunks, min_max, scene_slices
+
+    chunk = chunk or chunk_length(disparity[0].numel())
+    if not per_batch:
+        for i in range(disparity.shape[0]):
+            lo, hi = torch.aminmax(disparity[i])
+            span = float(hi - lo)
+            if span > _EPS:
+                disparity[i].sub_(lo).div_(span)
+            else:
+                disparity[i].zero_()
+        return disparity
+    for scene in scene_slices(disparity.shape[0], starts):
+        part = disparity[scene]
+        lo, hi = min_max(part, chunk)
+        span = hi - lo
+        for sub in frame_chunks(part.shape[0], chunk):
+            if span <= _EPS:
+                part[sub].zero_()
+            else:
+                part[sub].sub_(lo).div_(span)
+    return disparity

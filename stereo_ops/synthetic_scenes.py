@@ -19,7 +19,7 @@ measured against these views comes from the warp.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,15 @@ class Plane:
     detail: float = 0.0
     # Contrast of the whole texture: 0 gives a flat colour (a textureless surface).
     contrast: float = 1.0
+    # Where the texture sits: it is painted at (x - tx, y - ty), so a plane moved by (tx, ty)
+    # carries its texture along.
+    tx: float = 0.0
+    ty: float = 0.0
+
+    def moved(self, dx: float, dy: float) -> "Plane":
+        """The plane translated in the image by (dx, dy), texture and disparity alike."""
+        return replace(self, x0=self.x0 + dx, x1=self.x1 + dx, y0=self.y0 + dy, y1=self.y1 + dy,
+                       d0=self.d0 - self.gx * dx - self.gy * dy, tx=self.tx + dx, ty=self.ty + dy)
 
     def disparity(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.d0 + self.gx * x + self.gy * y
@@ -135,7 +144,7 @@ def render_view(
     for i, p in enumerate(planes):
         sel = plane_id == i
         if sel.any():
-            image[:, sel] = _texture(p, best_x[sel], y[sel])
+            image[:, sel] = _texture(p, best_x[sel] - p.tx, y[sel] - p.ty)
 
     # Disocclusion: the centre view shows another plane at the same surface point, or the point
     # lies outside the centre frame.
@@ -200,3 +209,73 @@ def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor | None = None, pe
         err = err.mean(dim=1)[where]
     mse = float(err.mean())
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+@dataclass(frozen=True)
+class MovingClip:
+    """A layered scene filmed over time, with exact truth for every frame.
+
+    center, right: (T, 3, H, W) views; right_holes: (T, H, W) true disocclusions of the right
+    eye; disparity: (T, H, W) centre disparity; background_motion: (T, 2) the (dx, dy) in pixels
+    by which the background moved from the frame before (0 for the first frame)."""
+
+    center: torch.Tensor
+    right: torch.Tensor
+    right_holes: torch.Tensor
+    disparity: torch.Tensor
+    background_motion: torch.Tensor
+    divergence: float
+    right_background: torch.Tensor | None = None  # (T, H, W): the right eye shows the background plane
+
+
+def moving_planes(height: int, width: int, seed: int = 0) -> tuple[tuple[Plane, ...], tuple[tuple[float, float], ...]]:
+    """A background and three fronto-parallel objects at several depths, and each one's own
+    velocity in pixels per frame: objects that cross the background at different speeds, one
+    standing still, so every kind of disocclusion (growing, sliding, still) occurs."""
+    w, h = float(width), float(height)
+    planes = (
+        Plane(-3 * w, 4 * w, -3 * h, 4 * h, d0=0.05, seed=10 + seed),
+        Plane(0.15 * w, 0.35 * w, 0.15 * h, 0.85 * h, d0=0.9, seed=11 + seed),
+        Plane(0.5 * w, 0.62 * w, 0.3 * h, 0.95 * h, d0=0.6, seed=12 + seed),
+        Plane(0.72 * w, 0.85 * w, 0.05 * h, 0.6 * h, d0=0.75, seed=13 + seed),
+    )
+    velocities = ((0.0, 0.0), (1.0, 0.0), (-2.0, 0.0), (0.0, 0.0))
+    return planes, velocities
+
+
+def moving_clip(
+    frames: int = 12,
+    height: int = 64,
+    width: int = 96,
+    divergence: float = 8.0,
+    camera: tuple[float, float] = (-2.0, 0.0),
+    planes: tuple[Plane, ...] | None = None,
+    velocities: tuple[tuple[float, float], ...] | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> MovingClip:
+    """Frames of a layered scene whose camera pans by `camera` pixels per frame (every plane moves
+    with it) while each plane also moves by its own velocity; integer motions keep the truth on
+    the pixel grid. Rendered exactly for the centre and the right eye (balance 0)."""
+    if planes is None:
+        planes, velocities = moving_planes(height, width, seed)
+    velocities = velocities or tuple((0.0, 0.0) for _ in planes)
+    shift_px = divergence / 100.0 * width
+    centers, rights, holes, maps, backs = [], [], [], [], []
+    x = torch.arange(width, dtype=torch.float64).view(1, width).expand(height, width)
+    y = torch.arange(height, dtype=torch.float64).view(height, 1).expand(height, width)
+    for t in range(frames):
+        now = tuple(p.moved(t * (camera[0] + v[0]), t * (camera[1] + v[1])) for p, v in zip(planes, velocities))
+        center = render_view(now, height, width, shift_px, 0.0, 0.0)
+        right = render_view(now, height, width, shift_px, 0.0, 1.0)
+        d = torch.zeros((height, width), dtype=torch.float64)
+        for i, p in enumerate(now):
+            d = torch.where(center.plane[0] == i, p.disparity(x, y), d)
+        centers.append(center.image[0])
+        rights.append(right.image[0])
+        holes.append(right.holes[0])
+        backs.append(right.plane[0] == 0)
+        maps.append(d)
+    motion = torch.tensor([[0.0, 0.0]] + [[camera[0] + velocities[0][0], camera[1] + velocities[0][1]]] * (frames - 1))
+    return MovingClip(torch.stack(centers).to(dtype), torch.stack(rights).to(dtype), torch.stack(holes),
+                      torch.stack(maps).to(dtype), motion[:frames], divergence, torch.stack(backs))

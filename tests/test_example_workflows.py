@@ -28,7 +28,8 @@ SIZE = 64
 def test_workflows_are_shipped_with_thumbnails_under_the_runners_names():
     assert {workflow_key(t) for t in WORKFLOWS} == \
         {"text_to_stereo", "photo_to_stereo", "depth_to_stereo", "sdxl_text_to_stereo", "flux_text_to_stereo",
-         "flux_photo_to_stereo", "video_to_stereo", "photo_warp_inpaint"}, WORKFLOWS
+         "flux_photo_to_stereo", "video_to_stereo", "photo_warp_inpaint",
+         "video_to_stereo_fast"}, WORKFLOWS
     assert set(build_example_workflows.WORKFLOWS) == {workflow_key(t) for t in WORKFLOWS}
     for name in WORKFLOWS:
         with Image.open(SHIPPED / f"{name}.jpg") as thumb:  # the template browser asks for <name>.jpg

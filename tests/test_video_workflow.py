@@ -105,3 +105,36 @@ def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
     assert frames[0].shape == (H, 2 * W, 3)  # parallel side by side: left | right
     left, right = frames[0][:, :W], frames[0][:, W:]
     assert np.abs(left - right).mean() > 0.5, "the right view is a copy of the left one"
+
+
+FAST = comfy_host.PACK_DIR / "examples_workflows" / "Video to stereo fast (warp + fill).json"
+
+
+def test_fast_video_workflow_warps_fills_and_writes_a_side_by_side_video(setup):
+    import nodes
+
+    tiny, root = setup
+    prompt = workflow_to_api.workflow_to_api(json.loads(FAST.read_text()), nodes.NODE_CLASS_MAPPINGS)
+    kinds = {node["class_type"] for node in prompt.values()}
+    assert {"LoadVideo", "StereoEstimateDisparity", "StereoWarp", "StereoVideoFill", "StereoSaveVideo"} <= kinds
+    assert "StereoKSampler" not in kinds
+    for node in prompt.values():
+        inputs, kind = node["inputs"], node["class_type"]
+        if kind == "StereoDisparityModelLoader":
+            assert inputs["model_name"] == f"depthanything/{TINY_DA3}"
+            inputs["download_if_missing"] = False
+        if kind == "StereoEstimateDisparity":
+            inputs["resolution"] = 42
+    prompt_execution.run_prompt(prompt, prompt_execution.new_executor())
+
+    videos = sorted((root / "out" / "video").glob("*.mp4"))
+    assert [v.name for v in videos] == ["video_to_stereo_fast_00001_LRF_Full_SBS.mp4"]
+    with av.open(str(videos[0])) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24").astype(np.float32) for f in container.decode(stream)]
+        assert float(stream.average_rate) == pytest.approx(FPS)
+    assert len(frames) == FRAMES
+    assert frames[0].shape == (64, 2 * 96, 3)  # the clip's own size, parallel side by side
+    left, right = frames[0][:, :96], frames[0][:, 96:]
+    assert np.abs(left - right).mean() > 0.5, "the right view is a copy of the left one"
+    assert (frames[0] < 8).all(-1).mean() < 0.01, "black holes left unfilled"

@@ -19,7 +19,7 @@ def _as_image(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_warp_nodes_are_registered_with_tooltips(pack):
-    for node_id in ("StereoWarp", "StereoRefine"):
+    for node_id in ("StereoWarp", "StereoRefine", "StereoVideoFill"):
         schema = _node(node_id).GET_SCHEMA()
         assert schema.category.startswith("stereo/") and schema.description
         for inp in schema.inputs:
@@ -69,3 +69,24 @@ def test_stereo_refine_node_transfers_left_detail_to_n_right_eyes(pack):
         assert psnr(refined[i : i + 1].permute(0, 3, 1, 2), scene.right.image, visible) >= 45.0
         h = holes[i - 2].bool()
         assert torch.equal(refined[i][h], soft_right[i - 2][h])
+
+
+def test_video_fill_node_fills_only_the_holes_of_a_warped_clip(pack):
+    from stereo_pack.stereo_ops.synthetic_scenes import moving_clip
+
+    clip = moving_clip(frames=5, height=40, width=64, camera=(-2.0, 0.0))
+    frames = _as_image(clip.center)
+    stereo, holes = _node("StereoWarp").execute(
+        image=frames, disparity=clip.disparity, divergence=8.0, convergence=0.0, balance=0.5, grow_holes=0
+    ).result
+    filled, unseen = _node("StereoVideoFill").execute(
+        stereo=stereo, holes=holes, disparity=clip.disparity, divergence=8.0, convergence=0.0, balance=0.5
+    ).result
+    assert filled.shape == stereo.shape and unseen.shape == holes.shape
+    assert torch.equal(filled[holes < 0.5], stereo[holes < 0.5])
+    assert float(filled[holes > 0.5].mean()) > 0.2  # the black holes got content, in both eyes
+    assert bool(((unseen > 0.5) <= (holes > 0.5)).all())
+    with pytest.raises(ValueError, match="^holes"):
+        _node("StereoVideoFill").execute(
+            stereo=stereo, holes=holes[:4], disparity=clip.disparity, divergence=8.0, convergence=0.0, balance=0.5
+        )

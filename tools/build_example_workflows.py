@@ -634,8 +634,47 @@ def video_to_stereo(classes) -> dict:
     g.link(parts, 2, save, "frame_rate")  # the clip's own frame rate
     g.link(parts, 1, save, "audio")
     g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, inversion, display],
-              [depth_model, disparity, stereo], [decode, save])
+              [depth_model, disparity], [stereo, decode], [save])
     return g.to_json("video_to_stereo")
+
+
+def video_to_stereo_fast(classes) -> dict:
+    """Every frame warped at full resolution by its disparity, the holes filled from the other
+    frames, saved as a side by side video: no diffusion model, any clip length."""
+    g = Graph(classes)
+    settings = dict(balance=0.5)
+    note = g.note(
+        "Video to stereo, fast (warp + temporal fill)\n\nNo diffusion model: a depth model estimates each "
+        "frame's disparity (one scale per shot, temporal smoothing, restarted at scene cuts), Stereo Warp moves "
+        "every pixel into both eyes at full resolution, and Stereo Video Fill fills the disocclusions with the "
+        "background that other frames of the shot saw, so the holes do not flicker. Every node works a chunk "
+        "of frames at a time: memory beyond the frames themselves does not grow with the clip.\n\nOne "
+        "display target sets the depth of Stereo Warp and Stereo Video Fill alike; keep balance equal on both. "
+        "Stereo Save Video writes video/video_to_stereo_fast_00001_LRF_Full_SBS.mp4 with the clip's frame rate "
+        "and sound, tagged as side by side (st3d) for YouTube and VR players.", size=(NODE_WIDTH, 460))
+    video = g.node("LoadVideo", file="example.mp4", size=[NODE_WIDTH, 360])
+    parts = g.node("GetVideoComponents")
+    g.link(video, 0, parts, "video")
+    depth_model = g.node("StereoDisparityModelLoader", model_name=VIDEO_DEPTH_MODEL)
+    disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, temporal_smoothing=0.5,
+                       scene_cuts=True)
+    g.link(depth_model, 0, disparity, "disparity_model")
+    g.link(parts, 0, disparity, "image")
+    warp = g.node("StereoWarp", **settings)
+    g.link(parts, 0, warp, "image")
+    g.link(disparity, 0, warp, "disparity")
+    fill = g.node("StereoVideoFill", title="Fill the holes from other frames", **settings)
+    g.link(warp, 0, fill, "stereo")
+    g.link(warp, 1, fill, "holes")
+    g.link(disparity, 0, fill, "disparity")
+    display = _display_target(g, warp, fill)
+    save = g.node("StereoSaveVideo", filename_prefix="video/video_to_stereo_fast", layout="parallel",
+                  format="stereo MP4", size=[NODE_WIDTH, 420])
+    g.link(fill, 0, save, "stereo")
+    g.link(parts, 2, save, "frame_rate")  # the clip's own frame rate
+    g.link(parts, 1, save, "audio")
+    g.columns([note, video], [parts, depth_model, disparity], [display, warp], [fill, save])
+    return g.to_json("video_to_stereo_fast")
 
 
 class Workflow(NamedTuple):
@@ -656,6 +695,7 @@ WORKFLOWS = {w.key: w for w in (
     Workflow("flux_photo_to_stereo", "Flux photo to stereo (fixed-point inversion)", flux_photo_to_stereo),
     Workflow("photo_warp_inpaint", "Photo warp + inpaint (any inpainting model)", photo_warp_inpaint),
     Workflow("video_to_stereo", "Video to stereo (side by side)", video_to_stereo),
+    Workflow("video_to_stereo_fast", "Video to stereo fast (warp + fill)", video_to_stereo_fast),
 )}
 
 

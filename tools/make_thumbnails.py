@@ -30,6 +30,7 @@ THUMBNAILS = {
     "flux_photo_to_stereo": ("Flux photo → stereo", [(240, 110, 110), (110, 200, 240), (230, 230, 150)]),
     "video_to_stereo": ("video → stereo", [(240, 170, 60), (110, 140, 250), (230, 100, 120)]),
     "photo_warp_inpaint": ("photo → warp + inpaint", [(240, 170, 80), (110, 200, 230), (230, 110, 120)]),
+    "video_to_stereo_fast": ("video → warp + fill", [(90, 200, 160), (240, 120, 90), (150, 130, 240)]),
 }
 
 

@@ -7,12 +7,14 @@ Disparity-like outputs (MiDaS, Depth Anything V1/V2) are stretched as they are; 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ..disparity import normalize_per_sample, normalize_whole_batch
+from ..disparity import normalize_in_place, normalize_per_sample, normalize_whole_batch
+from ..frame_chunks import chunk_length, frame_chunks
 from .common import DepthArchitecture
 from .preprocess import check_image_batch, network_size, to_image_grid, to_network_input
 
@@ -56,16 +58,17 @@ def predict(
     param = next(model.parameters())
     device = torch.device(device) if device is not None else param.device
     dtype = dtype or param.dtype
-    outputs = []
+    # Filled in place: a list of results joined at the end would hold the clip's maps twice.
+    out = torch.empty((b, h, w), dtype=torch.float32, device=image.device)
     with torch.inference_mode():
         for start in range(0, b, batch_size):
             chunk = image[start:start + batch_size].to(device=device, dtype=torch.float32)
             x = to_network_input(chunk, size, arch.mean, arch.std, arch.downscale).to(dtype)
             pred = model(x)
-            outputs.append(to_image_grid(pred, h, w, arch.upsample).to(image.device))
+            out[start:start + chunk.shape[0]] = to_image_grid(pred, h, w, arch.upsample)
             if on_batch is not None:
                 on_batch(chunk.shape[0])
-    return torch.cat(outputs, dim=0)
+    return out
 
 
 def relative_to_disparity(prediction: torch.Tensor, per_batch: bool = False) -> torch.Tensor:
@@ -74,12 +77,25 @@ def relative_to_disparity(prediction: torch.Tensor, per_batch: bool = False) -> 
     return normalize_whole_batch(prediction) if per_batch else normalize_per_sample(prediction)
 
 
-def prediction_to_disparity(prediction: torch.Tensor, arch: DepthArchitecture, per_batch: bool = False) -> torch.Tensor:
+def prediction_to_disparity(
+    prediction: torch.Tensor, arch: DepthArchitecture, per_batch: bool = False, *, inplace: bool = False,
+    starts: Sequence[int] = (),
+) -> torch.Tensor:
     """A network's raw output to disparity in [0, 1], near = 1. Depth Z becomes 1/Z before the
-    stretch, so D = (1/Z - 1/Zmax) / (1/Zmin - 1/Zmax): true disparity up to the stereo scale."""
+    stretch, so D = (1/Z - 1/Zmax) / (1/Zmin - 1/Zmax): true disparity up to the stereo scale.
+
+    With `inplace` the float32 prediction becomes the disparity, a chunk of frames at a time (no
+    temporary the size of the clip); per batch, each scene between `starts` gets its own scale."""
+    if not inplace:
+        if arch.output != "disparity":
+            prediction = torch.reciprocal(prediction.clamp_min(_MIN_DEPTH))
+        if starts and per_batch:
+            return normalize_in_place(prediction.clone(), per_batch, starts)
+        return relative_to_disparity(prediction, per_batch)
     if arch.output != "disparity":
-        prediction = torch.reciprocal(prediction.clamp_min(_MIN_DEPTH))
-    return relative_to_disparity(prediction, per_batch)
+        for part in frame_chunks(prediction.shape[0], chunk_length(prediction[0].numel())):
+            prediction[part].clamp_min_(_MIN_DEPTH).reciprocal_()
+    return normalize_in_place(prediction, per_batch, starts)
 
 
 def metric_scale(arch: DepthArchitecture, network_width: int, horizontal_fov: float) -> float:
@@ -107,12 +123,13 @@ def screen_convergence(
     """
     if screen_depth <= 0:
         raise ValueError(f"screen depth must be positive (metres), got {screen_depth}")
-    metres = prediction.clamp_min(_MIN_DEPTH) * metric_scale(arch, network_width, horizontal_fov)
-    inverse = torch.reciprocal(metres).flatten(1)
+    scale = metric_scale(arch, network_width, horizontal_fov)
+    # 1/Z falls as Z grows: each frame's extremes of 1/Z come from its extremes of Z, so the
+    # clip needs no reciprocal copy.
+    extremes = torch.stack([torch.stack(torch.aminmax(p)) for p in prediction]).clamp_min(_MIN_DEPTH)
+    lo, hi = 1.0 / (extremes[:, 1] * scale), 1.0 / (extremes[:, 0] * scale)
     if per_batch:
-        lo, hi = inverse.amin().expand(inverse.shape[0]), inverse.amax().expand(inverse.shape[0])
-    else:
-        lo, hi = inverse.amin(1), inverse.amax(1)
+        lo, hi = lo.amin().expand(lo.shape[0]), hi.amax().expand(hi.shape[0])
     c = (1.0 / screen_depth - lo) / (hi - lo).clamp_min(1e-12)
     return torch.where(hi - lo > 1e-12, c, torch.zeros_like(c)).clamp(0.0, 1.0)
 

@@ -12,6 +12,8 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..frame_chunks import all_finite
+
 ResizeMethod = Literal["lower_bound", "minimal", "upper_bound"]
 MIN_IMAGE_SIDE = 4
 
@@ -38,7 +40,7 @@ def check_image_batch(image: torch.Tensor, name: str = "image") -> torch.Tensor:
         )
     if not image.is_floating_point():
         image = image.float()
-    if not torch.isfinite(image).all():
+    if not all_finite(image):
         raise ValueError(f"{name} contains NaN or infinite values")
     return image
 
