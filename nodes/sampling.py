@@ -13,6 +13,7 @@ from comfy_api.latest import io
 from ..stereo_ops import duplicate_for_stereo
 from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range, fit_disparity_to_grid
 from ..stereo_ops.sampling import StereoShiftSettings
+from .frame_chunks import StereoMethod, check_frame_chunk, frame_chunk_inputs, sample_in_chunks
 from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
 from .sampling_runtime import (
     EYES,
@@ -224,6 +225,7 @@ class StereoKSampler(io.ComfyNode):
                     "taken from the inversion).",
                 ),
                 *one_pass_inputs(),
+                *frame_chunk_inputs(),
             ],
             outputs=[
                 io.Latent.Output(display_name="stereo_latent", tooltip="Stereo batch: N lefts, then N rights."),
@@ -239,9 +241,12 @@ class StereoKSampler(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent_image, divergence, convergence, subpixel, balance, shift_at,
         spsmd, spsmd_interval, deblur, seed, steps, cfg, sampler_name, scheduler, denoise, disparity=None,
-        inversion=None, disparity_model=None, vae=None, refresh=False, eyes="batched",
+        inversion=None, disparity_model=None, vae=None, refresh=False, eyes="batched", frame_chunk=0,
+        temporal_holes=False,
     ) -> io.NodeOutput:
         latent = image_latent(model, latent_image)
+        check_frame_chunk(frame_chunk)
+        unpatched = model
         pairs = latent.shape[0]
         if steps < 2:
             raise ValueError(f"steps must be at least 2 for stereo sampling, got {steps}")
@@ -275,6 +280,16 @@ class StereoKSampler(io.ComfyNode):
             return io.NodeOutput(out, used.map)
         if sigmas.shape[-1] - 1 < 2:
             raise ValueError("denoise is too low: fewer than 2 steps would run; raise denoise or steps")
+        if frame_chunk > 0 or temporal_holes:
+            method = StereoMethod(
+                sampler_name, settings, shift_at, spsmd, spsmd_interval, refresh, eyes,
+                None if estimate_for is None else (lambda u: one_pass_estimator(None, disparity_model, vae, u)),
+            )
+            out["samples"], maps = sample_in_chunks(
+                unpatched, positive, negative, latent_image, latent, seed, cfg, sigmas, method, frame_chunk,
+                inversion, temporal_holes,
+            )
+            return io.NodeOutput(out, used.map if maps is None else maps)
         sampler = stereo_ksampler_object(
             sampler_name, settings, shift_at, spsmd, spsmd_interval, start, check, estimate_for, refresh, eyes,
         )
