@@ -5,7 +5,7 @@ output (N lefts, then N rights). Every frame's noise comes from the seed and its
 (stereo_ops.frame_noise), so a frame's left view does not depend on the chunk size. Progress runs
 over all chunks; an interrupt is honoured between chunks (and by the host within one).
 With `temporal_holes`, frame 0 runs first on its own, then each chunk's right-view holes start
-from the last finished frame's right latent carried to each frame (stereo_ops.hole_warm_start).
+from the last finished frame's right view carried to each frame (stereo_ops.hole_warm_start).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
-from ..stereo_ops.frame_noise import StartNoise, frame_noise, frame_ranges
+from ..stereo_ops.frame_noise import StartNoise, frame_ranges
 from ..stereo_ops.hole_warm_start import carry, global_shift, warm_holes
 from ..stereo_ops.inversion import StereoInversion
 from ..stereo_ops.inversion_chunks import inversion_rows, join_inversions
-from ..stereo_ops.sampling import DEBLUR_SEED_OFFSET, StereoShiftSettings
+from ..stereo_ops.sampling import StereoShiftSettings
 from .inversion_runtime import first_prediction_check, with_inverted_unconds
 from .sampling_runtime import UsedDisparity, stereo_ksampler_object
 
@@ -114,46 +114,48 @@ def chunk_plan(frames: int, frame_chunk: int, temporal_holes: bool) -> list[rang
 
 
 class _HoleCarry:
-    """The last finished frame's right latent and hole noise, carried to the frames of a chunk."""
+    """The right view's state at the shift step of the last finished frame, carried to the frames
+    of the next chunk and put into their holes.
 
-    def __init__(self, inputs: torch.Tensor, seed: int) -> None:
-        self.inputs, self.seed = inputs, seed
+    That state is where the frame's result was sampled from: along the solver's deterministic path
+    it is that result taken back to the shift's noise level. Carrying it (not the result noised
+    afresh) gives the next frames the same start in their holes, whatever the model makes of it,
+    and where the earlier frame saw background that is now uncovered, that background's state.
+    """
+
+    def __init__(self, inputs: torch.Tensor) -> None:
+        self.inputs = inputs  # the frames' input latents, for the camera's motion
         self.index: int | None = None
-        self.latent = self.noise = None
+        self.state: torch.Tensor | None = None
+        self.chunk_states: torch.Tensor | None = None
 
-    def finished(self, index: int, right_latent: torch.Tensor, hole_noise: torch.Tensor) -> None:
-        self.index, self.latent, self.noise = index, right_latent, hole_noise
-
-    def first_noise(self, index: int) -> torch.Tensor:
-        """The hole noise frame `index` starts with when nothing is carried: its own deblur draw."""
-        return frame_noise(self.seed + DEBLUR_SEED_OFFSET, [index], self.inputs.shape[1:], rows_per_frame=2)[1]
-
-    def for_frames(self, frames: range):
-        """(latents, noises, shifts) carried to `frames`, or None before the first finished frame."""
+    def for_frames(self, frames: range) -> torch.Tensor | None:
+        """The last finished frame's state carried to each of `frames`, or None before frame 0 is done."""
         if self.index is None:
             return None
-        shifts = [global_shift(self.inputs[self.index], self.inputs[i], max_shift=max(self.inputs.shape[-2:]) // 4)
-                  for i in frames]
-        latents = torch.stack([carry(self.latent[0], s) for s in shifts])
-        noises = torch.stack([carry(self.noise[0], s) for s in shifts])
-        return latents, noises, shifts
+        limit = min(max(self.inputs.shape[-2:]) // 4, 16)
+        shifts = [global_shift(self.inputs[self.index], self.inputs[i], max_shift=limit) for i in frames]
+        return torch.stack([carry(self.state[0], s) for s in shifts])
 
-    def hole_start_for(self, carried):
-        """A hole start for stereo_ksampler_object: the carried latent noised to the shift's level."""
-        latents, noises, _ = carried
+    def hole_start_for(self, carried: torch.Tensor | None):
+        """A hole start for stereo_ksampler_object that also records the chunk's states at the shift."""
 
         def for_model(model_k):
-            base = model_k.inner_model.inner_model
-            warm = base.process_latent_in(latents)
-
             def start(view, holes, sigma, scale):
-                s = torch.full((view.shape[0],), float(sigma), dtype=view.dtype, device=view.device)
-                state = base.model_sampling.noise_scaling(s, noises.to(view), warm.to(view)) * scale
-                return warm_holes(view, holes, state)
+                if carried is not None:
+                    view = warm_holes(view, holes, carried.to(view) * scale)
+                self.chunk_states = (view / scale).detach()
+                return view
 
             return start
 
         return for_model
+
+    def finished(self, frames: range) -> None:
+        if self.chunk_states is None:
+            raise RuntimeError("the sampler did not reach the stereo shift")
+        self.index, self.state = frames.stop - 1, self.chunk_states[-1:].clone()
+        self.chunk_states = None
 
 
 def sample_in_chunks(
@@ -173,7 +175,7 @@ def sample_in_chunks(
     noise_mask = latent_image.get("noise_mask")
     start_noise = StartNoise(seed, latent.shape[1:], latent.dtype)
     preview = latent_preview.prepare_callback(model, steps * len(plan))
-    holes = _HoleCarry(latent, seed) if temporal_holes else None
+    holes = _HoleCarry(latent) if temporal_holes else None
     out: torch.Tensor | None = None
     maps: list[torch.Tensor] = []
     settings = method.settings
@@ -195,7 +197,7 @@ def sample_in_chunks(
         sampler = stereo_ksampler_object(
             method.sampler_name, chunk_settings, method.shift_at, method.spsmd, method.spsmd_interval, start, check,
             estimate_for, method.refresh, method.eyes, frames=chunk_indices,
-            hole_start_for=holes.hole_start_for(carried) if carried is not None else None,
+            hole_start_for=holes.hole_start_for(carried) if holes is not None else None,
         )
         noise = start_noise.frames(chunk_indices, later=indices[rows.stop:])
         offset = number * steps
@@ -213,9 +215,7 @@ def sample_in_chunks(
         if used.map is not None:
             maps.append(used.map)
         if holes is not None:
-            last = frames.stop - 1
-            noise_last = carried[1][-1:] if carried is not None else holes.first_noise(chunk_indices[-1])
-            holes.finished(last, samples[2 * k - 1:2 * k].detach(), noise_last)
+            holes.finished(frames)
     return out, (torch.cat(maps) if maps else None)
 
 

@@ -8,8 +8,8 @@ right latent, moved by the frames' motion and noised back to the shift's level w
 noise, the holes of neighbouring frames begin alike and end alike. The visible pixels are untouched.
 
 Motion between frames is one global translation per frame pair, measured on the input latents
-(the encoded frames) by phase correlation: it carries a panning camera's background; for a still
-camera it is zero.
+(the encoded frames) by block matching with a median, so that the background decides: it carries
+a panning camera's background; for a still camera it is zero.
 """
 
 from __future__ import annotations
@@ -17,27 +17,28 @@ from __future__ import annotations
 import torch
 
 
-def global_shift(source: torch.Tensor, target: torch.Tensor, max_shift: int | None = None) -> tuple[int, int]:
-    """The integer (dy, dx) that moves `source` (C, H, W) onto `target` by phase correlation:
-    target(y, x) ~ source(y - dy, x - dx). (0, 0) for frames without structure (an empty latent)."""
+def global_shift(source: torch.Tensor, target: torch.Tensor, max_shift: int = 8) -> tuple[int, int]:
+    """The integer (dy, dx), each within +-max_shift, that moves `source` (C, H, W) onto `target`:
+    target(y, x) ~ source(y - dy, x - dx). The median over the overlap of the per-pixel difference
+    decides, so the background wins over objects that move on their own. (0, 0) for frames
+    without structure (an empty latent)."""
     if source.shape != target.shape or source.ndim != 3:
         raise ValueError(f"global_shift needs two (C, H, W) frames of one shape, got {tuple(source.shape)}, {tuple(target.shape)}")
-    a = source.float() - source.float().mean(dim=(-2, -1), keepdim=True)
-    b = target.float() - target.float().mean(dim=(-2, -1), keepdim=True)
-    if float(a.abs().max()) == 0.0 or float(b.abs().max()) == 0.0:
+    source, target = source.float(), target.float()
+    if float(source.std()) == 0.0 or float(target.std()) == 0.0:
         return 0, 0
-    cross = torch.fft.fft2(b) * torch.fft.fft2(a).conj()
-    cross = (cross / cross.abs().clamp_min(1e-12)).sum(dim=0)
-    surface = torch.fft.ifft2(cross).real
-    h, w = surface.shape
-    if max_shift is not None:  # only shifts up to max_shift are credible
-        dy = torch.arange(h).view(-1, 1)
-        dx = torch.arange(w).view(1, -1)
-        dy, dx = torch.minimum(dy, h - dy), torch.minimum(dx, w - dx)
-        surface = surface.masked_fill((dy > max_shift) | (dx > max_shift), float("-inf"))
-    peak = int(surface.argmax())
-    dy, dx = peak // w, peak % w
-    return (dy - h if dy > h // 2 else dy), (dx - w if dx > w // 2 else dx)
+    h, w = source.shape[-2:]
+    limit_y, limit_x = min(max_shift, h // 2), min(max_shift, w // 2)
+    best, best_cost = (0, 0), float("inf")
+    for dy in range(-limit_y, limit_y + 1):
+        for dx in range(-limit_x, limit_x + 1):
+            moved = source[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+            seen = target[:, max(dy, 0):h - max(-dy, 0), max(dx, 0):w - max(-dx, 0)]
+            cost = float((moved - seen).abs().mean(dim=0).median())
+            # ties go to the smaller motion
+            if cost < best_cost - 1e-7 * max(abs(cost), 1.0):
+                best, best_cost = (dy, dx), cost
+    return best
 
 
 def carry(frame: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:

@@ -109,3 +109,13 @@ def test_frame_chunk_must_not_be_negative(cheap_model):
     with pytest.raises(ValueError, match="^frame_chunk"):
         _stereo(cheap_model, "euler", -1)
 
+
+
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral"])
+def test_temporal_holes_change_the_right_views_only(cheap_model, sampler):
+    latent = {"samples": torch.randn(FRAMES, 4, 8, 8, generator=torch.Generator().manual_seed(4))}
+    off = _stereo(cheap_model, sampler, 2, latent=latent, denoise=0.7)
+    on = _stereo(cheap_model, sampler, 2, latent=latent, denoise=0.7, temporal_holes=True)
+    assert torch.equal(on[:FRAMES], off[:FRAMES])
+    assert torch.equal(on[FRAMES], off[FRAMES])  # frame 0 has nothing before it
+    assert not torch.equal(on[FRAMES + 1:], off[FRAMES + 1:])
