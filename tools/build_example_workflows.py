@@ -578,6 +578,11 @@ def photo_warp_inpaint(classes) -> dict:
     return g.to_json(name)
 
 
+# Frames per model batch in the diffusion video workflow: 8 frames of 512x288 (16 latents with both
+# eyes) fit a consumer GPU with SD1.5.
+VIDEO_FRAME_CHUNK = 8
+
+
 def video_to_stereo(classes) -> dict:
     """Every frame of a clip becomes a stereo pair (photo-to-stereo per frame), saved as a side by
     side video named for VR players."""
@@ -588,8 +593,9 @@ def video_to_stereo(classes) -> dict:
         "from the disparity. Depth Anything 3 Mono predicts depth; Estimate Disparity turns it into "
         "disparity (1/Z) with one scale for the whole clip ('per batch') and temporal smoothing, so the "
         "depth does not flicker.\n\nThe video is saved as video/video_to_stereo_LRF_Full_SBS_00001_.mp4: "
-        "VR players read 'LRF_Full_SBS' as a full-width parallel side-by-side video. All frames are "
-        "sampled as one batch: start with a short clip.", size=(NODE_WIDTH, 460))
+        "VR players read 'LRF_Full_SBS' as a full-width parallel side-by-side video. Frames go through "
+        "in chunks of 8 (frame_chunk; lower it if memory runs out); temporal_holes keeps the right "
+        "view's holes from flickering.", size=(NODE_WIDTH, 460))
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name=SD15_CHECKPOINT)
     video = g.node("LoadVideo", file="example.mp4", size=[NODE_WIDTH, 360])
     parts = g.node("GetVideoComponents")
@@ -604,14 +610,15 @@ def video_to_stereo(classes) -> dict:
     g.link(ckpt, "CLIP", pos, "clip")
     g.link(ckpt, "CLIP", neg, "clip")
     settings = _sampler_settings(steps=20, cfg=7.5)
-    inversion = g.node("StereoNullTextInversion", steps=settings["steps"], cfg=settings["cfg"], method="fixed_point")
+    inversion = g.node("StereoNullTextInversion", steps=settings["steps"], cfg=settings["cfg"], method="fixed_point",
+                       frame_chunk=VIDEO_FRAME_CHUNK)
     for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"), (encode, 0, "latent")):
         g.link(src, out, inversion, dst)
     depth_model = g.node("StereoDisparityModelLoader", model_name=VIDEO_DEPTH_MODEL)
     disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, temporal_smoothing=0.5)
     g.link(depth_model, 0, disparity, "disparity_model")
     g.link(scale, 0, disparity, "image")
-    stereo = g.node("StereoKSampler", **settings)
+    stereo = g.node("StereoKSampler", **settings, frame_chunk=VIDEO_FRAME_CHUNK, temporal_holes=True)
     for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"),
                           (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
         g.link(src, out, stereo, dst)
@@ -626,8 +633,8 @@ def video_to_stereo(classes) -> dict:
     g.link(parts, 1, create, "audio")
     save = g.node("SaveVideo", filename_prefix="video/video_to_stereo_LRF_Full_SBS", size=[NODE_WIDTH, 360])
     g.link(create, 0, save, "video")
-    g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, inversion],
-              [depth_model, disparity, stereo], [decode, sbs, create], [save])
+    g.columns([note, ckpt, video], [parts, scale, encode, depth_model], [pos, neg, inversion],
+              [disparity, stereo], [decode, sbs, create], [save])
     return g.to_json("video_to_stereo")
 
 
