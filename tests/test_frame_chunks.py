@@ -45,9 +45,10 @@ def cheap_model(tiny_sd15):
 
 
 def _stereo(model, sampler="euler", frame_chunk=0, latent=LATENT, steps=6, eyes="separate", denoise=1.0,
-            temporal_holes=False, balance=0.0, **kw):
+            temporal_holes=False, balance=0.0, positive=None, **kw):
     return _node("StereoKSampler").execute(
-        model=model, positive=tiny_conditioning(seed=1), negative=tiny_conditioning(seed=2), latent_image=latent,
+        model=model, positive=positive or tiny_conditioning(seed=1), negative=tiny_conditioning(seed=2),
+        latent_image=latent,
         disparity=kw.pop("disparity", DISPARITY), divergence=20.0, convergence=0.0, subpixel=True, balance=balance,
         shift_at=0.3, spsmd=True, spsmd_interval=0.3, deblur=True, seed=42, steps=steps, cfg=4.0,
         sampler_name=sampler, scheduler="normal", denoise=denoise, eyes=eyes, frame_chunk=frame_chunk,
@@ -119,3 +120,34 @@ def test_temporal_holes_change_the_right_views_only(cheap_model, sampler):
     assert torch.equal(on[:FRAMES], off[:FRAMES])
     assert torch.equal(on[FRAMES], off[FRAMES])  # frame 0 has nothing before it
     assert not torch.equal(on[FRAMES + 1:], off[FRAMES + 1:])
+
+
+def test_progress_runs_over_all_chunks_and_an_interrupt_stops_between_them(cheap_model):
+    import comfy.model_management
+    import comfy.utils
+
+    seen = []
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
+    try:
+        _stereo(cheap_model, "euler", 2, steps=4)
+        assert seen[-1] == (12, 12) and [v for v, _ in seen] == list(range(1, 13))  # 3 chunks of 4 steps
+
+        def interrupt_after_first_chunk(value, total, preview, node_id=None):
+            if value == 4:
+                comfy.model_management.interrupt_current_processing(True)
+
+        comfy.utils.set_progress_bar_global_hook(interrupt_after_first_chunk)
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            _stereo(cheap_model, "euler", 2, steps=4)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(previous)
+        comfy.model_management.interrupt_current_processing(False)
+
+
+def test_per_frame_conditioning_is_cut_to_each_chunk(cheap_model):
+    # One prompt per frame (a batch of FRAMES contexts): chunk 2 must give frame i its own prompt.
+    per_frame = tiny_conditioning(batch=FRAMES, seed=9)
+    whole = _stereo(cheap_model, "euler", FRAMES, positive=per_frame)
+    assert torch.equal(_stereo(cheap_model, "euler", 2, positive=per_frame), whole)
+    assert not torch.equal(whole, _stereo(cheap_model, "euler", FRAMES))
