@@ -151,3 +151,22 @@ def test_per_frame_conditioning_is_cut_to_each_chunk(cheap_model):
     whole = _stereo(cheap_model, "euler", FRAMES, positive=per_frame)
     assert torch.equal(_stereo(cheap_model, "euler", 2, positive=per_frame), whole)
     assert not torch.equal(whole, _stereo(cheap_model, "euler", FRAMES))
+
+
+def test_conditioning_rows_cut_per_frame_parts_and_control_hints_only():
+    from types import SimpleNamespace
+
+    from headless import comfy_host
+
+    conditioning_rows = comfy_host.pack_module("nodes.frame_chunks").conditioning_rows
+    hints = torch.arange(5.0).view(5, 1, 1, 1)
+    first = SimpleNamespace(cond_hint_original=hints, cond_hint="cached", previous_controlnet=None)
+    second = SimpleNamespace(cond_hint_original=torch.ones(1, 1, 1, 1), cond_hint=None, previous_controlnet=first)
+    shared, pooled = torch.zeros(1, 3, 2), torch.arange(5.0).view(5, 1)
+    cut = conditioning_rows([[shared, {"pooled_output": pooled, "control": second, "strength": 1.0}]], slice(2, 4), 5)
+    tensor, extra = cut[0]
+    assert tensor is shared and torch.equal(extra["pooled_output"], pooled[2:4]) and extra["strength"] == 1.0
+    chain = extra["control"]
+    assert chain is not second and chain.cond_hint_original.shape[0] == 1  # a shared hint stays
+    assert torch.equal(chain.previous_controlnet.cond_hint_original, hints[2:4])
+    assert chain.previous_controlnet.cond_hint is None and first.cond_hint == "cached"  # the original is untouched
