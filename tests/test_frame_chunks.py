@@ -170,3 +170,19 @@ def test_conditioning_rows_cut_per_frame_parts_and_control_hints_only():
     assert chain is not second and chain.cond_hint_original.shape[0] == 1  # a shared hint stays
     assert torch.equal(chain.previous_controlnet.cond_hint_original, hints[2:4])
     assert chain.previous_controlnet.cond_hint is None and first.cond_hint == "cached"  # the original is untouched
+
+
+def test_start_noise_of_a_frame_is_the_hosts_noise_for_that_index():
+    import comfy.sample
+
+    from stereo_pack.stereo_ops.frame_noise import StartNoise, frame_ranges
+
+    latent = torch.zeros(4, 4, 9, 9)  # 324 values a frame: the host's whole-batch draw differs here
+    indices = [3, 1, 4, 1]
+    host = comfy.sample.prepare_noise(latent, 17, indices)
+    noise = StartNoise(17, latent.shape[1:])
+    ours = torch.cat([noise.frames(indices[:2], later=indices[2:]), noise.frames(indices[2:])])
+    assert torch.equal(ours, host)
+    even = torch.zeros(3, 4, 8, 8)  # 256 values a frame: the whole-batch draw is the frames' draws
+    assert torch.equal(StartNoise(17, even.shape[1:]).frames([0, 1, 2]), comfy.sample.prepare_noise(even, 17))
+    assert [list(r) for r in frame_ranges(5, 2)] == [[0, 1], [2, 3], [4]] and len(frame_ranges(5, 0)) == 1
