@@ -7,6 +7,8 @@ import comfy.utils
 from comfy_api.latest import io
 
 from ..stereo_ops import inversion as inv
+from ..stereo_ops.frame_noise import frame_ranges
+from .frame_chunks import check_frame_chunk, invert_in_chunks
 from . import inversion_runtime as runtime
 from .stereo_types import StereoInversionType
 
@@ -72,6 +74,11 @@ class StereoNullTextInversion(io.ComfyNode):
                     tooltip="fixed_point: guided model calls per step; each one more tightens the "
                     "reconstruction (1 already beats null_text on reconstruction at a fraction of its time).",
                 ),
+                io.Int.Input(
+                    "frame_chunk", default=0, min=0, max=4096, optional=True,
+                    tooltip="Frames inverted per model batch for a clip (0: all at once). Each frame's inversion "
+                    "is its own, so the result does not depend on this; lower it when memory runs out.",
+                ),
             ],
             outputs=[
                 StereoInversionType.Output(
@@ -85,15 +92,22 @@ class StereoNullTextInversion(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent, steps, cfg, method,
         inner_steps=10, learning_rate=1e-2, early_stop_base=1e-5, early_stop_slope=2e-5,
-        fixed_point_iterations=1,
+        fixed_point_iterations=1, frame_chunk=0,
     ) -> io.NodeOutput:
         settings = inv.NullTextSettings(inner_steps, learning_rate, early_stop_base, early_stop_slope)
-        progress = comfy.utils.ProgressBar(runtime.progress_ticks(method, steps, settings))
+        check_frame_chunk(frame_chunk)
+        chunks = len(frame_ranges(latent["samples"].shape[0], frame_chunk))
+        progress = comfy.utils.ProgressBar(runtime.progress_ticks(method, steps, settings) * chunks)
 
         def tick() -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update(1)
 
+        if frame_chunk > 0:
+            return io.NodeOutput(invert_in_chunks(
+                model, positive, negative, latent["samples"], steps, cfg, method, frame_chunk, tick,
+                settings=settings, fixed_point_iterations=fixed_point_iterations,
+            ))
         inversion, _ = runtime.invert(
             model, positive, negative, latent["samples"], steps, cfg, method,
             settings=settings, fixed_point_iterations=fixed_point_iterations, on_tick=tick,

@@ -15,6 +15,7 @@ from ..stereo_ops.disparity import as_disparity_batch, check_disparity_range, fi
 from ..stereo_ops.sampling import StereoShiftSettings
 from ..stereo_ops.stereo_geometry import DisplayTarget, geometry_for
 from .comfort import DEFAULT_CONVERGENCE, DEFAULT_DIVERGENCE, IGNORED_WITH_DISPLAY, display_input, log_geometry
+from .frame_chunks import StereoMethod, check_frame_chunk, frame_chunk_inputs, sample_in_chunks
 from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
 from .sampling_runtime import (
     EYES,
@@ -261,6 +262,7 @@ class StereoKSampler(io.ComfyNode):
                 ),
                 *one_pass_inputs(),
                 display_input(),
+                *frame_chunk_inputs(),
             ],
             outputs=[
                 io.Latent.Output(display_name="stereo_latent", tooltip="Stereo batch: N lefts, then N rights."),
@@ -276,9 +278,12 @@ class StereoKSampler(io.ComfyNode):
     def execute(
         cls, model, positive, negative, latent_image, divergence, convergence, subpixel, balance, shift_at,
         spsmd, spsmd_interval, deblur, seed, steps, cfg, sampler_name, scheduler, denoise, disparity=None,
-        inversion=None, disparity_model=None, vae=None, refresh=False, eyes="batched", display=None,
+        inversion=None, disparity_model=None, vae=None, refresh=False, eyes="batched", display=None, frame_chunk=0,
+        temporal_holes=False,
     ) -> io.NodeOutput:
         latent = image_latent(model, latent_image)
+        check_frame_chunk(frame_chunk)
+        unpatched = model
         pairs = latent.shape[0]
         if steps < 2:
             raise ValueError(f"steps must be at least 2 for stereo sampling, got {steps}")
@@ -314,6 +319,20 @@ class StereoKSampler(io.ComfyNode):
             return io.NodeOutput(out, used.map)
         if sigmas.shape[-1] - 1 < 2:
             raise ValueError("denoise is too low: fewer than 2 steps would run; raise denoise or steps")
+        if frame_chunk > 0 or temporal_holes:
+            method = StereoMethod(
+                sampler_name, settings, shift_at, spsmd, spsmd_interval, refresh, eyes,
+                None if estimate_for is None else (
+                    lambda u: _logging_estimates(
+                        "Stereo KSampler", settings, one_pass_estimator(None, disparity_model, vae, u)
+                    )
+                ),
+            )
+            out["samples"], maps = sample_in_chunks(
+                unpatched, positive, negative, latent_image, latent, seed, cfg, sigmas, method, frame_chunk,
+                inversion, temporal_holes,
+            )
+            return io.NodeOutput(out, used.map if maps is None else maps)
         sampler = stereo_ksampler_object(
             sampler_name, settings, shift_at, spsmd, spsmd_interval, start, check, estimate_for, refresh, eyes,
         )

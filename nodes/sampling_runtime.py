@@ -19,8 +19,10 @@ import comfy.samplers
 import torch
 
 from ..stereo_ops import plan_schedule
+from ..stereo_ops.frame_noise import frame_noise, frame_seed, step_noise_sampler
 from ..stereo_ops.sampling import (
     AT_MODEL_INPUT,
+    DEBLUR_SEED_OFFSET,
     EyeCall,
     StereoEdits,
     StereoShiftSettings,
@@ -64,15 +66,19 @@ def _uses_brownian_tree(sampler_name: str) -> bool:
     return sampler_name.startswith("dpmpp_") and "sde" in sampler_name
 
 
-def left_noise_factory(sampler_name: str, sigmas: torch.Tensor, seed) -> Callable:
-    """The noise sampler the solver builds for itself in a plain run, built on the left rows."""
+def left_noise_factory(sampler_name: str, sigmas: torch.Tensor, seed, frames: list[int] | None = None) -> Callable:
+    """The noise sampler the solver builds for itself in a plain run, built on the left rows; with
+    `frames` (the rows' frame indices), each row draws from its frame's own seed instead."""
 
     def factory(left: torch.Tensor):
         if _uses_brownian_tree(sampler_name):
             positive = sigmas[sigmas > 0]
+            tree_seed = seed if frames is None else [frame_seed(seed or 0, i) for i in frames]
             return k_sampling.BrownianTreeNoiseSampler(
-                left, positive.min(), sigmas.max(), seed=seed, cpu=not sampler_name.endswith("_gpu")
+                left, positive.min(), sigmas.max(), seed=tree_seed, cpu=not sampler_name.endswith("_gpu")
             )
+        if frames is not None:
+            return step_noise_sampler(left, seed or 0, frames)
         return k_sampling.default_noise_sampler(left, seed=seed)
 
     return factory
@@ -266,12 +272,17 @@ def stereo_ksampler_object(
     estimate_for=None,
     refresh: bool = False,
     eyes: str = "batched",
+    frames: list[int] | None = None,
+    hole_start_for=None,
 ) -> comfy.samplers.KSAMPLER:
     """A host SAMPLER that runs `sampler_name` with the stereo edits: N images in, 2N out.
 
     `estimate_for(model_k)` gives the one-pass estimate when the settings carry no disparity;
     `eyes` "batched" evaluates both eyes in one model call after the shift, "separate" in two
-    (the left images are then bit-identical to the plain sampler's).
+    (the left images are then bit-identical to the plain sampler's). `frames`, the frame index of
+    each image, gives every image its own noise streams (see stereo_ops.frame_noise), so that a clip
+    sampled in chunks gets the same noise whatever the chunk size. `hole_start_for(model_k)` gives
+    the edits a start for the right view's holes (stereo_ops.sampling.HoleStartFn).
     """
     if eyes not in EYES:
         raise ValueError(f"eyes must be one of {', '.join(EYES)}, got {eyes!r}")
@@ -296,14 +307,20 @@ def stereo_ksampler_object(
             raise ValueError(f"sampler_name '{sampler_name}': {exc}") from None
         pairs = x.shape[0] if start is None else start.shape[0]
         like = x if start is None else start.to(x)
-        edits = StereoEdits(settings, pairs, like, extra_args.get("seed"), _fill_noise(model))
+        seed = extra_args.get("seed")
+        deblur = None
+        if frames is not None and settings.deblur:
+            deblur = frame_noise(int(seed or 0) + DEBLUR_SEED_OFFSET, frames, like.shape[1:], rows_per_frame=2)
+        edits = StereoEdits(settings, pairs, like, seed, _fill_noise(model), deblur_noise=deblur)
+        if hole_start_for is not None:
+            edits.hole_start = hole_start_for(model)
         rows = StereoRows(model, extra_args, edits, pairs)
         try:
             return stereo_sample(
                 inner.sampler_function, model, x, sigmas,
                 schedule=schedule, settings=settings, evaluate=make_evaluate(rows),
                 joint=eyes == "batched" or _needs_joint_batch(extra_args), access=access,
-                noise_sampler_factory=left_noise_factory(sampler_name, sigmas, extra_args.get("seed")),
+                noise_sampler_factory=left_noise_factory(sampler_name, sigmas, seed, frames),
                 extra_args=extra_args, callback=callback, disable=disable, start=start,
                 check_first_left=check_first_left, edits=edits, dry_model=dry_model,
                 estimate=estimate_for(model) if estimate_for is not None else None, refresh=refresh, **options,

@@ -229,8 +229,10 @@ def null_text_optimize(
     to minimise the MSE between the guided Euler step from the current state and pivot[i + 1];
     then the state advances with the real guided denoiser, as the sampler will. The loss is measured
     in the variance-preserving scale x / sqrt(1 + sigma^2), the DDIM latents the paper's thresholds
-    are stated in; a flow model's state (`flow`) is already at that scale. Samples of a batch are independent: each row of the context only affects its own
-    sample, and a step stops early once every sample is below the threshold.
+    are stated in; a flow model's state (`flow`) is already at that scale. Samples of a batch are
+    independent: each row of the context only affects its own sample, and each sample stops
+    optimising once its own loss is below the threshold (as it would inverted alone), the step
+    once every sample has stopped.
     """
     check_sigmas(sigmas)
     steps = sigmas.shape[0] - 1
@@ -250,18 +252,24 @@ def null_text_optimize(
         uncond = uncond.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([uncond], lr=settings.learning_rate_at(i, steps))
         used, last_loss = 0, float("nan")
+        active = torch.ones(uncond.shape[0], dtype=torch.bool, device=uncond.device)
         for _ in range(settings.inner_steps):
             denoised_uncond = uncond_denoise(x, sigma, uncond)
             denoised = denoised_uncond + cfg * (denoised_cond - denoised_uncond)
             per_sample = _per_sample_mse(euler_step(x, denoised, sigma, sigma_next) * scale, target * scale)
             optimizer.zero_grad(set_to_none=True)
             per_sample.sum().backward()
+            before = uncond.detach().clone()
             optimizer.step()
+            with torch.no_grad():  # a sample that has stopped keeps its context, as it would alone
+                uncond[~active] = before[~active]
             used += 1
-            last_loss = float(per_sample.detach().max())
+            losses = per_sample.detach()
+            active &= ~(losses < threshold).to(active.device)
+            last_loss = float(losses.max())
             if on_inner_step is not None:
                 on_inner_step()
-            if last_loss < threshold:
+            if not bool(active.any()):
                 break
         uncond = uncond.detach()
         embeddings.append(uncond)

@@ -43,6 +43,9 @@ FillNoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # (left_state_n) -> a callable (sigma, sigma_next) -> noise for the N left rows, exactly the one
 # the sampler would build for itself in a plain run of those N rows.
 NoiseSamplerFactory = Callable[[torch.Tensor], Callable[..., torch.Tensor]]
+# (right view after the shift, its holes (N, h, w), sigma, state scale) -> the right view with its
+# holes started otherwise than by the deblur fill (a frame's holes from the previous frame's result).
+HoleStartFn = Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]
 
 # Seeds of the method's own noise, offset from the sampling seed so they never coincide with the
 # sampler's noise stream: the deblur fill of the holes the shift opens ("DEB").
@@ -229,7 +232,7 @@ class StereoEdits:
     """
 
     def __init__(self, settings: StereoShiftSettings, pairs: int, like: torch.Tensor, seed: int | None,
-                 fill_noise: FillNoiseFn | None = None) -> None:
+                 fill_noise: FillNoiseFn | None = None, deblur_noise: torch.Tensor | None = None) -> None:
         self.settings, self.pairs = settings, pairs
         self.grid = (like.shape[-2], like.shape[-1])
         self.disparity = None
@@ -238,7 +241,10 @@ class StereoEdits:
             self.set_disparity(settings.disparity.to(like.device))
         self.fill_noise = fill_noise or (lambda sigma, noise: noise * sigma.view(-1, *([1] * (noise.ndim - 1))))
         self.deblur_noise = None
-        if settings.deblur:
+        self.hole_start: HoleStartFn | None = None
+        if settings.deblur and deblur_noise is not None:  # (2, N, ...): the caller's noise per frame
+            self.deblur_noise = deblur_noise.to(device=like.device, dtype=like.dtype)
+        elif settings.deblur:
             gen = torch.Generator(device="cpu").manual_seed(int(seed or 0) + DEBLUR_SEED_OFFSET)
             noise = torch.randn((2, pairs, *like.shape[1:]), generator=gen, dtype=torch.float32)
             self.deblur_noise = noise.to(device=like.device, dtype=like.dtype)
@@ -279,6 +285,8 @@ class StereoEdits:
         left = state[:n].clone()
         right = self.right_view(left)
         state[n:] = self._fill(right.image, right.holes, 1, sigma, scale)
+        if self.hole_start is not None:
+            state[n:] = self.hole_start(state[n:].clone(), right.holes, sigma, scale)
         if self.settings.balance > 0.0:
             moved = self.left_view(left)
             state[:n] = self._fill(moved.image, moved.holes, 0, sigma, scale)

@@ -190,3 +190,12 @@ def test_stereo_sampler_disparity_gives_the_map_after_sampling(tiny_sd15, depth_
     ).result[0]
     mask = read(sampler=given, stereo_latent={"samples": torch.zeros(4, 4, 8, 12)}).result[0]
     assert mask.shape == (2, 64, 96) and torch.allclose(mask, torch.full_like(mask, 0.5))
+
+
+def test_one_pass_in_chunks_estimates_each_chunk_and_returns_every_frame_map(tiny_sd15, depth_model, vae):
+    latent = {"samples": torch.zeros(3, 4, 8, 12)}
+    whole, whole_maps = _one_pass(tiny_sd15, depth_model, vae, latent, frame_chunk=3, eyes="separate")
+    chunked, maps = _one_pass(tiny_sd15, depth_model, vae, latent, frame_chunk=2, eyes="separate")
+    assert maps.shape == whole_maps.shape == (3, 64, 96)
+    torch.testing.assert_close(maps, whole_maps, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-4 * float(whole.abs().max()))

@@ -497,13 +497,13 @@ def flux_photo_to_stereo(classes) -> dict:
         "the photo.\n\nDescribe the photo in the prompt. The photo is scaled to 1024 px wide first.",
         size=(NODE_WIDTH, 420))
     unet, clip, vae = _flux_loaders(g)
-    photo = g.node("LoadImage", image="example.png", size=[NODE_WIDTH, 360])
+    photo = g.node("LoadImage", image="example.png", size=[NODE_WIDTH, 300])
     scale = g.node("ImageScale", upscale_method="lanczos", width=1024, height=0, crop="disabled")
     g.link(photo, "IMAGE", scale, "image")
     encode = g.node("VAEEncode")
     g.link(scale, 0, encode, "pixels")
     g.link(vae, 0, encode, "vae")
-    pos = g.node("CLIPTextEncode", title="Prompt (describe the photo)", size=[340, 160], text="a photograph")
+    pos = g.node("CLIPTextEncode", title="Prompt (describe the photo)", size=[340, 140], text="a photograph")
     neg = g.node("CLIPTextEncode", title="Negative prompt (unused at cfg 1)", size=[340, 100], text="")
     g.link(clip, 0, pos, "clip")
     g.link(clip, 0, neg, "clip")
@@ -522,8 +522,9 @@ def flux_photo_to_stereo(classes) -> dict:
         g.link(src, out, stereo, dst)
     outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_photo_to_stereo", refine_with=(disparity, 0))
     display = _display_target(g, stereo, outputs[1])
-    g.columns([note, unet, clip, vae], [photo, scale, encode, depth_model], [pos, neg, inversion, display],
-              [patch, disparity, stereo], outputs, previews)
+    *decoded, save = outputs  # decode, refine, side by side, anaglyph
+    g.columns([note, unet, clip, vae], [photo, scale, encode, depth_model, patch], [pos, neg, inversion, previews[0]],
+              [display, stereo], [disparity, *decoded], [save, previews[1]])
     return g.to_json("flux_photo_to_stereo")
 
 
@@ -585,6 +586,11 @@ def photo_warp_inpaint(classes) -> dict:
     return g.to_json(name)
 
 
+# Frames per model batch in the diffusion video workflow: 8 frames of 512x288 (16 latents with both
+# eyes) fit a consumer GPU with SD1.5.
+VIDEO_FRAME_CHUNK = 8
+
+
 def video_to_stereo(classes) -> dict:
     """Every frame of a clip becomes a stereo pair (photo-to-stereo per frame), saved as a side by
     side video that players recognise (st3d and the player name), with the clip's rate and sound."""
@@ -594,11 +600,11 @@ def video_to_stereo(classes) -> dict:
         "per step) so that the Stereo KSampler reproduces it as the left view and paints the right view "
         "from the disparity. Depth Anything 3 Mono predicts depth; Estimate Disparity turns it into "
         "disparity (1/Z) with one scale for the whole clip ('per batch') and temporal smoothing, so the "
-        "depth does not flicker.\n\nStereo Save Video writes video/video_to_stereo_00001_LRF_Full_SBS.mp4 "
-        "with the clip's frame rate and sound. The file tells players it is side-by-side twice: in the "
-        "video track (st3d, read by YouTube and VR players) and in its name. For a headset, format "
-        "'VR180 MP4' shows it as a floating screen. All frames are sampled as one batch: start with "
-        "a short clip.", size=(NODE_WIDTH, 460))
+        "depth does not flicker.\n\nFrames go through in chunks of 8 (frame_chunk; lower it if memory runs "
+        "out); temporal_holes keeps the right view's holes from flickering. Stereo Save Video writes "
+        "video/video_to_stereo_00001_LRF_Full_SBS.mp4 with the clip's frame rate and sound, tagged as side by "
+        "side (st3d) for YouTube and VR players; format 'VR180 MP4' shows it as a floating screen in a "
+        "headset.", size=(NODE_WIDTH, 460))
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name=SD15_CHECKPOINT)
     video = g.node("LoadVideo", file="example.mp4", size=[NODE_WIDTH, 360])
     parts = g.node("GetVideoComponents")
@@ -613,14 +619,15 @@ def video_to_stereo(classes) -> dict:
     g.link(ckpt, "CLIP", pos, "clip")
     g.link(ckpt, "CLIP", neg, "clip")
     settings = _sampler_settings(steps=20, cfg=7.5)
-    inversion = g.node("StereoNullTextInversion", steps=settings["steps"], cfg=settings["cfg"], method="fixed_point")
+    inversion = g.node("StereoNullTextInversion", steps=settings["steps"], cfg=settings["cfg"], method="fixed_point",
+                       frame_chunk=VIDEO_FRAME_CHUNK)
     for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"), (encode, 0, "latent")):
         g.link(src, out, inversion, dst)
     depth_model = g.node("StereoDisparityModelLoader", model_name=VIDEO_DEPTH_MODEL)
     disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, temporal_smoothing=0.5)
     g.link(depth_model, 0, disparity, "disparity_model")
     g.link(scale, 0, disparity, "image")
-    stereo = g.node("StereoKSampler", **settings)
+    stereo = g.node("StereoKSampler", **settings, frame_chunk=VIDEO_FRAME_CHUNK, temporal_holes=True)
     for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"),
                           (encode, 0, "latent_image"), (disparity, 0, "disparity"), (inversion, 0, "inversion")):
         g.link(src, out, stereo, dst)
@@ -633,8 +640,7 @@ def video_to_stereo(classes) -> dict:
     g.link(decode, 0, save, "stereo")
     g.link(parts, 2, save, "frame_rate")  # the clip's own frame rate
     g.link(parts, 1, save, "audio")
-    g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, inversion, display],
-              [depth_model, disparity], [stereo, decode], [save])
+    g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, display], [inversion, depth_model], [disparity, stereo], [decode, save])
     return g.to_json("video_to_stereo")
 
 
