@@ -251,3 +251,17 @@ def test_network_size_follows_the_official_rule(hw):
         return y if y >= size else -(-int(x * scale) // 14) * 14
 
     assert video_network_size(h, w) == (side(h), side(w))
+
+
+def test_consistency_benchmark_scores_exact_truth_as_perfect():
+    from bench.bench_video_depth import consistency_scores, moving_scene
+
+    frames, truth = moving_scene(5, 28, 48)
+    assert frames.shape == (5, 28, 48, 3) and truth.shape == (5, 28, 48)
+    assert truth.min() == 0.05 and truth.max() > 0.8  # background and near planes in view
+    assert (truth[1:] != truth[:-1]).any()  # the scene moves
+    # Any clip-wide scale and shift of the truth is perfect; a per-frame one flickers.
+    err, flicker = consistency_scores(3.0 * truth + 2.0, truth)
+    assert err < 1e-9 and flicker < 1e-9
+    wobble = truth * (1 + 0.1 * torch.arange(5, dtype=truth.dtype).remainder(2)).view(-1, 1, 1)
+    assert consistency_scores(wobble, truth)[1] > 0.01
