@@ -98,12 +98,12 @@ def test_motion_modules_mix_frames_and_the_encoder_does_not(tiny):
     assert (out[0, 0] - base[0, 0]).abs().max() > 1e-4  # frame 3 changed frame 0's depth
 
 
-@pytest.mark.parametrize("frames", [45, 70])
-def test_chunked_clip_equals_the_clip_in_one_piece(tiny, frames):
+def test_chunked_clip_equals_the_clip_in_one_piece(tiny):
+    frames = 45  # three windows, the last one padded
     clip = _clip(frames)
     whole = video_depth(tiny, clip, input_size=SIZE)
     assert whole.shape == (frames, 30, 40) and whole.dtype == torch.float32
-    for chunk in (1, 9, 22, 32):
+    for chunk in (1, 13, 32):
         assert torch.equal(video_depth(tiny, clip, input_size=SIZE, chunk=chunk), whole), chunk
 
 
@@ -185,9 +185,9 @@ def test_scale_and_shift_fit():
 
 
 def test_streaming_chunks_and_first_frame(tiny):
-    clip = _clip(40, seed=4)
+    clip = _clip(16, seed=4)  # past frame 10 the cache starts dropping entries
     whole = video_depth(tiny, clip, input_size=SIZE, streaming=True)
-    assert whole.shape == (40, 30, 40)
+    assert whole.shape == (16, 30, 40)
     assert torch.equal(video_depth(tiny, clip, input_size=SIZE, streaming=True, chunk=3), whole)
     # The first frame sees no history: the network on that one frame, brought to the frame size.
     runner = StreamingVideoDepth(tiny, input_size=SIZE)
@@ -222,8 +222,8 @@ def test_predict_takes_the_batch_as_a_clip(tiny):
     got = predict(tiny, arch, clip, SIZE, batch_size=3, on_batch=seen.append)
     assert torch.equal(got, video_depth(tiny, clip, input_size=SIZE, micro_batch=3))
     assert sum(seen) == 35
-    streamed = predict(tiny, arch, clip, SIZE, streaming=True)
-    assert torch.equal(streamed, video_depth(tiny, clip, input_size=SIZE, streaming=True))
+    streamed = predict(tiny, arch, clip[:6], SIZE, streaming=True)
+    assert torch.equal(streamed, video_depth(tiny, clip[:6], input_size=SIZE, streaming=True))
 
 
 def test_bad_frames_are_refused(tiny):
