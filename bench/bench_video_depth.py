@@ -47,7 +47,7 @@ from stereo_pack.stereo_ops.depth.video_depth_anything import (
     VideoDepthAnythingConfig,
 )
 from stereo_pack.stereo_ops.depth.video_inference import video_depth
-from stereo_pack.stereo_ops.synthetic_scenes import Plane, default_planes, render_view
+from stereo_pack.stereo_ops.synthetic_scenes import default_planes, render_view
 from stereo_pack.stereo_ops.temporal import smooth_over_time
 
 
@@ -56,11 +56,9 @@ from stereo_pack.stereo_ops.temporal import smooth_over_time
 
 
 def _official_resize_shim() -> None:
-    import sys as _sys
-
     import numpy as np
 
-    cv2 = _sys.modules.get("cv2")
+    cv2 = sys.modules.get("cv2")
     if cv2 is not None and not hasattr(cv2, "resize"):  # frames are at the network size: an identity
         cv2.resize = lambda img, size, interpolation=None: np.asarray(img).copy()
 

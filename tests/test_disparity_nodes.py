@@ -252,9 +252,7 @@ def test_depth_to_disparity_node_converts_true_depth(pack):
     torch.testing.assert_close(old, torch.tensor([[[1.0, 8 / 9, 5 / 9, 0.0]]]))
 
 
-def test_video_depth_anything_files_are_offered_with_their_licences(depth_folder, caplog):
-    import logging
-
+def test_video_depth_anything_files_are_offered_with_their_licences(depth_folder):
     from stereo_pack.nodes.depth_model_files import KNOWN_FILES, licence_note
 
     schema = _node("StereoDisparityModelLoader").GET_SCHEMA()

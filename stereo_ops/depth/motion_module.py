@@ -87,7 +87,9 @@ class TemporalBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, max_frames: int, attention_blocks: int = 2):
         super().__init__()
-        self.attention_blocks = nn.ModuleList(TemporalAttention(dim, heads, max_frames) for _ in range(attention_blocks))
+        self.attention_blocks = nn.ModuleList(
+            TemporalAttention(dim, heads, max_frames) for _ in range(attention_blocks)
+        )
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(attention_blocks))
         self.ff = GatedFeedForward(dim)
         self.ff_norm = nn.LayerNorm(dim)
