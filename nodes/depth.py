@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import comfy.model_management as mm
@@ -27,16 +28,21 @@ from .depth_model_files import (
     da3_metric_hint,
     default_choice,
     depth_anything_version_hint,
+    licence_note,
     model_choices,
+    non_commercial_files,
     register_model_folders,
     resolve_model_file,
 )
 from .stereo_types import DisparityModelType
 
+LOG = logging.getLogger("StereoDiffusion")
+
 CATEGORY = "stereo/disparity"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 NORMALIZATION = ("per image", "per batch")
+VIDEO_MODES = ("windows", "streaming")
 # New options go last: saved workflows store the chosen text, so existing choices keep working.
 VERSIONS = ("auto", "V2", "V1", "DA3 relative", "DA3 metric")
 
@@ -72,14 +78,18 @@ class StereoDisparityModelLoader(io.ComfyNode):
             display_name="Load Disparity Model",
             category=CATEGORY,
             description="Load a monocular depth network (Depth Anything V2/V1, Depth Anything 3 Mono/Metric/"
-            "Small/Base, MiDaS DPT-Large, DPT-Hybrid, DPT-BEiT-L-512) from models/depthanything or models/midas. "
-            "The architecture is read from the file's weights.",
+            "Small/Base, Video Depth Anything Small/Base/Large and their metric versions, MiDaS DPT-Large, "
+            "DPT-Hybrid, DPT-BEiT-L-512) from models/depthanything or models/midas. The architecture is read "
+            "from the file's weights. Licences: the Base and Large files of Depth Anything V2 and Video Depth "
+            "Anything are CC-BY-NC-4.0 (non-commercial use only); the Small ones are Apache-2.0.",
             inputs=[
                 io.Combo.Input(
                     "model_name", options=choices, default=default_choice(choices),
                     tooltip="A file in models/depthanything or models/midas. The files you have come first; "
                     "after the 'not downloaded yet' label come the official files that are not present, "
-                    "downloaded on first run when 'download_if_missing' is on.",
+                    "downloaded on first run when 'download_if_missing' is on. Non-commercial licence "
+                    "(CC-BY-NC-4.0): " + ", ".join(non_commercial_files()) + ". Video Depth Anything "
+                    "(video_depth_anything_*) treats the image batch as the frames of one clip.",
                 ),
                 io.Combo.Input(
                     "precision", options=list(PRECISIONS), default="auto",
@@ -90,7 +100,9 @@ class StereoDisparityModelLoader(io.ComfyNode):
                     tooltip="What the weights cannot tell. Depth Anything V1 and V2 files have the same weight "
                     "names: auto takes V1 for the official depth_anything_vit?14 files, else V2. DA3METRIC-LARGE "
                     "and DA3MONO-LARGE have the same weight names too: auto takes metric when the file or folder "
-                    "name says 'metric'. Other DA3 files are recognised from their weights.",
+                    "name says 'metric'. Other DA3 files are recognised from their weights. Video Depth Anything: "
+                    "the DA3 metric/relative choice applies to it too (auto: metric when the name says 'metric', "
+                    "as the official metric_video_depth_anything_* files do).",
                 ),
                 io.Boolean.Input(
                     "download_if_missing", default=True, optional=True,
@@ -110,7 +122,9 @@ class StereoDisparityModelLoader(io.ComfyNode):
             state_dict = comfy.utils.load_torch_file(path, safe_load=True)
         except Exception as exc:
             raise ValueError(f"could not read depth model file {path}: {exc}. Is the file complete?") from exc
-        model, arch = build_and_load(state_dict, depth_anything_version=version, da3_metric=metric)
+        model, arch = build_and_load(state_dict, depth_anything_version=version, da3_metric=metric, video_metric=metric)
+        if note := licence_note(model_name):
+            LOG.warning("[StereoDiffusion] %s", note)
         load_device = mm.get_torch_device()
         dtype = _choose_dtype(precision, load_device)
         patcher = comfy.model_patcher.ModelPatcher(
@@ -129,7 +143,8 @@ class StereoEstimateDisparity(io.ComfyNode):
             description="Estimate a disparity map (near = 1, far = 0) for each image with a depth "
             "network, at the image's own size and aspect ratio. Networks that predict depth (Depth Anything 3) "
             "are converted by the reciprocal 1/Z. For video: per batch normalisation and temporal smoothing "
-            "keep the frames from flickering; frames go through the network batch_size at a time.",
+            "keep the frames from flickering; frames go through the network batch_size at a time. Video Depth "
+            "Anything takes the batch as one clip in order and keeps depth consistent over time itself.",
             inputs=[
                 DisparityModelType.Input("disparity_model", tooltip="From Load Disparity Model."),
                 io.Image.Input("image", tooltip="RGB images, any size and aspect ratio."),
@@ -137,7 +152,8 @@ class StereoEstimateDisparity(io.ComfyNode):
                     "resolution", default=0, min=0, max=4096, step=1,
                     tooltip="Size the network works at. 0: the model's native size (518 Depth Anything, 504 "
                     "Depth Anything 3, 384 DPT-Large/Hybrid, 512 BEiT-L-512). Depth Anything scales the shorter side "
-                    "to it, Depth Anything 3 the longer side, MiDaS fits the image to it as its official code does. "
+                    "to it, Depth Anything 3 the longer side, MiDaS fits the image to it as its official code does; "
+                    "Video Depth Anything as Depth Anything, less for frames wider than 16:9 (its official rule). "
                     "Higher gives finer detail, slower.",
                 ),
                 io.Combo.Input(
@@ -164,13 +180,21 @@ class StereoEstimateDisparity(io.ComfyNode):
                 io.Float.Input(
                     "horizontal_fov", default=60.0, min=1.0, max=179.0, step=0.5, optional=True,
                     tooltip="Metric models only: the photo's horizontal field of view in degrees, which turns the "
-                    "network's output into metres (DA3 Metric: focal length x output / 300).",
+                    "network's output into metres (DA3 Metric: focal length x output / 300; Video Depth Anything "
+                    "Metric predicts metres directly).",
+                ),
+                io.Combo.Input(
+                    "video_mode", options=list(VIDEO_MODES), default="windows", optional=True,
+                    tooltip="Video Depth Anything only (the batch is one clip, frames in order). windows: the "
+                    "official procedure, 32-frame windows with overlapping key frames, each aligned to the last "
+                    "by scale and shift. streaming: one frame at a time against cached attention states of "
+                    "earlier frames; experimental and less accurate, as in the official code.",
                 ),
                 io.Boolean.Input(
                     "scene_cuts", default=False, optional=True,
-                    tooltip="Video: find the scene cuts in the frames and restart the per batch normalisation and "
-                    "the temporal smoothing at each, so that every shot comes out as if it were a clip of its own "
-                    "(nothing blends across a cut). Off: the batch is one shot.",
+                    tooltip="Video: find the scene cuts in the frames and restart the per batch normalisation, "
+                    "the temporal smoothing and Video Depth Anything's windows at each, so that every shot comes out "
+                    "as if it were a clip of its own (nothing blends across a cut). Off: the batch is one shot.",
                 ),
             ],
             outputs=[
@@ -186,7 +210,7 @@ class StereoEstimateDisparity(io.ComfyNode):
     @classmethod
     def execute(
         cls, disparity_model, image, resolution, normalization, batch_size=1, temporal_smoothing=0.0,
-        screen_depth=0.0, horizontal_fov=60.0, scene_cuts=False,
+        screen_depth=0.0, horizontal_fov=60.0, video_mode="windows", scene_cuts=False,
     ) -> io.NodeOutput:
         image = check_image_batch(image)
         arch = disparity_model.architecture
@@ -197,8 +221,12 @@ class StereoEstimateDisparity(io.ComfyNode):
             )
         check_strength(temporal_smoothing)
         per_batch = normalization == "per batch"
+        if video_mode not in VIDEO_MODES:
+            raise ValueError(f"video_mode must be one of {', '.join(VIDEO_MODES)}; got {video_mode!r}")
         starts = detect_scene_cuts(image) if scene_cuts else []
-        prediction = _predict(disparity_model, image, resolution, batch_size)
+        prediction = _predict(
+            disparity_model, image, resolution, batch_size, streaming=video_mode == "streaming", starts=starts
+        )
         convergence = 0.0
         if screen_depth > 0:
             width = network_input_size(arch, image.shape[1], image.shape[2], resolution)[1]
@@ -213,7 +241,7 @@ class StereoEstimateDisparity(io.ComfyNode):
 
 
 def _predict(disparity_model: DisparityModel, image: torch.Tensor, resolution: int, batch_size: int,
-             progress: bool = True) -> torch.Tensor:
+             progress: bool = True, streaming: bool = False, starts=()) -> torch.Tensor:
     """The network's raw prediction for RGB images, on the model's device, with progress and interrupts."""
     patcher = disparity_model.patcher
     mm.load_models_gpu([patcher])
@@ -226,7 +254,7 @@ def _predict(disparity_model: DisparityModel, image: torch.Tensor, resolution: i
 
     return predict(
         patcher.model, disparity_model.architecture, image, resolution, device=patcher.load_device,
-        dtype=disparity_model.dtype, batch_size=batch_size, on_batch=on_batch,
+        dtype=disparity_model.dtype, batch_size=batch_size, on_batch=on_batch, streaming=streaming, starts=starts,
     )
 
 

@@ -41,10 +41,44 @@ KNOWN_FILES = (
     *(KnownFile("depthanything", f"{repo}/model.safetensors",
                 f"{_HF}/depth-anything/{repo}/resolve/main/model.safetensors", "Apache-2.0")
       for repo in ("DA3MONO-LARGE", "DA3METRIC-LARGE", "DA3-BASE", "DA3-SMALL")),
+    # Video Depth Anything: Small is Apache-2.0, Base and Large CC-BY-NC-4.0 (official README).
+    *(KnownFile("depthanything", f"{prefix}video_depth_anything_vit{s}.pth",
+                f"{_HF}/depth-anything/{repo}-{size}/resolve/main/{prefix}video_depth_anything_vit{s}.pth",
+                "Apache-2.0" if s == "s" else "CC-BY-NC-4.0")
+      for prefix, repo in (("", "Video-Depth-Anything"), ("metric_", "Metric-Video-Depth-Anything"))
+      for s, size in (("s", "Small"), ("b", "Base"), ("l", "Large"))),
     KnownFile("midas", "dpt_large_384.pt", f"{_MIDAS}/v3/dpt_large_384.pt", "MIT"),
     KnownFile("midas", "dpt_hybrid_384.pt", f"{_MIDAS}/v3/dpt_hybrid_384.pt", "MIT"),
     KnownFile("midas", "dpt_beit_large_512.pt", f"{_MIDAS}/v3_1/dpt_beit_large_512.pt", "MIT"),
 )
+
+
+NON_COMMERCIAL = ("CC-BY-NC-4.0",)
+
+
+def known_file(choice: str) -> KnownFile | None:
+    """The official file a 'folder/file' choice names, if any; a copy in a subfolder is recognised
+    by its file name where that name is unique among the official files."""
+    choice = choice.replace("\\", "/")
+    exact = next((k for k in KNOWN_FILES if f"{k.folder}/{k.filename}" == choice), None)
+    if exact is not None:
+        return exact
+    name = choice.rsplit("/", 1)[-1]
+    same = [k for k in KNOWN_FILES if k.filename.rsplit("/", 1)[-1] == name]
+    return same[0] if len(same) == 1 else None
+
+
+def licence_note(choice: str) -> str | None:
+    """A warning for official files whose licence forbids commercial use; None otherwise."""
+    known = known_file(choice)
+    if known is None or known.license not in NON_COMMERCIAL:
+        return None
+    return (f"{known.filename} is licensed {known.license}: non-commercial use only. The Small models "
+            "(Apache-2.0) can be used commercially.")
+
+
+def non_commercial_files() -> list[str]:
+    return [k.filename for k in KNOWN_FILES if k.license in NON_COMMERCIAL]
 
 
 def register_model_folders() -> None:
@@ -102,6 +136,8 @@ def _download(known: KnownFile, folder_dir: str) -> str:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     partial = target + ".part"
     LOG.info("[StereoDiffusion] downloading %s (%s licence) to %s", known.url, known.license, target)
+    if known.license in NON_COMMERCIAL:
+        LOG.warning("[StereoDiffusion] %s", licence_note(f"{known.folder}/{known.filename}"))
     with urllib.request.urlopen(known.url, timeout=60) as response, open(partial, "wb") as out:
         while chunk := response.read(1 << 20):
             out.write(chunk)

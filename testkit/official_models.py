@@ -1,10 +1,11 @@
 """Build the official implementations from local checkouts named by environment variables.
 
-STEREO_OFFICIAL_DA2, STEREO_OFFICIAL_DA1, STEREO_OFFICIAL_MIDAS and STEREO_OFFICIAL_DA3 point at
-checkouts of the official Depth Anything V2, Depth Anything, MiDaS and Depth Anything 3
-repositories (DA3 also needs its own dependencies `addict`, `omegaconf` and `imageio`). Their
-code is imported as is, never copied here; OpenCV, which they import only for image transforms,
-is stubbed when missing.
+STEREO_OFFICIAL_DA2, STEREO_OFFICIAL_DA1, STEREO_OFFICIAL_MIDAS, STEREO_OFFICIAL_DA3 and
+STEREO_OFFICIAL_VDA point at checkouts of the official Depth Anything V2, Depth Anything, MiDaS,
+Depth Anything 3 and Video Depth Anything repositories (DA3 also needs its own dependencies
+`addict`, `omegaconf` and `imageio`). Their code is imported as is, never copied here; OpenCV,
+which they import only for image transforms, and EasyDict, which Video Depth Anything uses for
+one keyword dictionary, are stubbed when missing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import types
 import torch
 
 ENV = {"da2": "STEREO_OFFICIAL_DA2", "da1": "STEREO_OFFICIAL_DA1", "midas": "STEREO_OFFICIAL_MIDAS",
-       "da3": "STEREO_OFFICIAL_DA3"}
+       "da3": "STEREO_OFFICIAL_DA3", "vda": "STEREO_OFFICIAL_VDA"}
 DA_SIZES = {
     "vits": dict(features=64, out_channels=[48, 96, 192, 384]),
     "vitb": dict(features=128, out_channels=[96, 192, 384, 768]),
@@ -62,6 +63,11 @@ def official_path(repo: str) -> str | None:
             importlib.import_module("cv2")
         except ImportError:
             sys.modules["cv2"] = types.SimpleNamespace(INTER_CUBIC=2, INTER_AREA=3, INTER_LINEAR=1)
+    if "easydict" not in sys.modules:
+        try:
+            importlib.import_module("easydict")
+        except ImportError:
+            sys.modules["easydict"] = types.SimpleNamespace(EasyDict=dict)
     return path
 
 
@@ -79,6 +85,26 @@ def on_path(path: str, packages: tuple[str, ...]):
         for name in list(sys.modules):
             if name.split(".")[0] in packages:
                 del sys.modules[name]
+
+
+VDA_PACKAGES = ("video_depth_anything", "utils")
+
+
+def build_official_vda(variant: str, streaming: bool = False, metric: bool = False) -> torch.nn.Module:
+    """The official VideoDepthAnything (video_depth.py, or video_depth_stream.py with `streaming`),
+    variant vits, vitb or vitl; its `infer_video_depth` / `infer_video_depth_one` run the official
+    windowed / streaming procedures."""
+    path = official_path("vda")
+    if path is None:
+        raise RuntimeError(f"set {ENV['vda']} to a checkout of the official repository")
+    with on_path(path, VDA_PACKAGES):
+        if streaming:
+            from video_depth_anything.video_depth_stream import VideoDepthAnything
+
+            return VideoDepthAnything(encoder=variant, **DA_SIZES[variant]).eval()
+        from video_depth_anything.video_depth import VideoDepthAnything
+
+        return VideoDepthAnything(encoder=variant, metric=metric, **DA_SIZES[variant]).eval()
 
 
 def build_official(repo: str, variant: str) -> torch.nn.Module:

@@ -94,6 +94,25 @@ def write_tiny_depth_anything(path: str | Path, seed: int = 0, dtype: torch.dtyp
     return save_state_dict({k: v.to(dtype) for k, v in sd.items()}, path)
 
 
+# GroupNorm with 32 groups in the motion modules: the temporal widths are multiples of 32.
+TINY_VIDEO_DEPTH_ANYTHING = dict(embed_dim=64, depth=4, num_heads=1, features=32, out_channels=(8, 16, 32, 32))
+
+
+def tiny_video_depth_anything(seed: int = 0) -> torch.nn.Module:
+    from stereo_pack.stereo_ops.depth.video_depth_anything import VideoDepthAnything, VideoDepthAnythingConfig
+
+    model = fill_random(VideoDepthAnything(VideoDepthAnythingConfig(**TINY_VIDEO_DEPTH_ANYTHING)), seed).eval()
+    with torch.no_grad():  # keep the final ReLU's output alive with random weights
+        model.head.scratch.output_conv2[2].bias.fill_(0.5)
+    return model
+
+
+def write_tiny_video_depth_anything(path: str | Path, seed: int = 0) -> Path:
+    """Write a tiny Video Depth Anything file with the official key names (a name starting with
+    'metric_' makes the loader take it as a metric model, as for the official files)."""
+    return save_state_dict(tiny_video_depth_anything(seed).state_dict(), path)
+
+
 def write_tiny_midas(path: str | Path, kind: str = "vit", seed: int = 0) -> Path:
     """Write a tiny MiDaS DPT checkpoint (kind: vit, hybrid, beit) with the official key names."""
     return save_state_dict(tiny_midas(kind, seed).state_dict(), path)

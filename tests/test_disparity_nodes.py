@@ -250,3 +250,56 @@ def test_depth_to_disparity_node_converts_true_depth(pack):
     torch.testing.assert_close(d, torch.tensor([[[1.0, 4 / 9, 1 / 9, 0.0]]]))
     (old,) = node.execute(invert=True, normalization="per image", gamma=1.0, blur=0.0, width=0, height=0, mask=z).result
     torch.testing.assert_close(old, torch.tensor([[[1.0, 8 / 9, 5 / 9, 0.0]]]))
+
+
+def test_video_depth_anything_files_are_offered_with_their_licences(depth_folder):
+    from stereo_pack.nodes.depth_model_files import KNOWN_FILES, licence_note
+
+    schema = _node("StereoDisparityModelLoader").GET_SCHEMA()
+    model_name = next(i for i in schema.inputs if i.id == "model_name")
+    for prefix in ("", "metric_"):
+        for size in "sbl":
+            assert f"depthanything/{prefix}video_depth_anything_vit{size}.pth" in model_name.options
+    licences = {k.filename: k.license for k in KNOWN_FILES}
+    assert licences["video_depth_anything_vits.pth"] == "Apache-2.0"
+    assert licences["video_depth_anything_vitb.pth"] == licences["video_depth_anything_vitl.pth"] == "CC-BY-NC-4.0"
+    assert "video_depth_anything_vitl.pth" in model_name.tooltip and "CC-BY-NC-4.0" in model_name.tooltip
+    assert licence_note("depthanything/video_depth_anything_vits.pth") is None
+    assert "non-commercial" in licence_note("depthanything/metric_video_depth_anything_vitb.pth")
+
+
+@pytest.mark.parametrize("name,family", [("video_depth_anything_vitl.pth", "video_depth_anything"),
+                                         ("metric_video_depth_anything_vits.pth", "video_depth_anything_metric")])
+def test_video_depth_anything_through_the_nodes(depth_folder, caplog, name, family):
+    import logging
+
+    from testkit.tiny_depth import write_tiny_video_depth_anything
+    from stereo_pack.stereo_ops.depth.video_inference import video_depth
+
+    write_tiny_video_depth_anything(depth_folder / name)
+    with caplog.at_level(logging.WARNING, logger="StereoDiffusion"):
+        (model,) = _node("StereoDisparityModelLoader").execute(
+            model_name=f"depthanything/{name}", precision="fp32", download_if_missing=False
+        ).result
+    assert model.architecture.family == family and model.architecture.temporal
+    # The Large file's licence is said when it is chosen; the Small one needs no warning.
+    assert ("non-commercial" in caplog.text) == ("vitl" in name)
+    frames = torch.rand(34, 24, 36, 3, generator=torch.Generator().manual_seed(4))
+    estimate = _node("StereoEstimateDisparity").execute
+    disparity, preview, convergence = estimate(
+        disparity_model=model, image=frames, resolution=28, normalization="per batch", batch_size=4,
+        # nearer than anything (the random model's depth reaches 0, clamped to 1e-6 m): convergence 1
+        screen_depth=1e-7 if "metric" in name else 0.0,
+    ).result
+    assert disparity.shape == (34, 24, 36) and preview.shape == (34, 24, 36, 3)
+    assert disparity.amin() == 0.0 and abs(disparity.amax().item() - 1.0) < 1e-6
+    assert convergence == (1.0 if "metric" in name else 0.0)
+    # The node runs the windowed procedure over the batch as one clip.
+    depth = video_depth(model.patcher.model, frames, input_size=28, metric="metric" in name, micro_batch=4)
+    if "metric" in name:
+        depth = 1.0 / depth.clamp_min(1e-6)
+    want = (depth - depth.min()) / (depth.max() - depth.min())
+    assert (disparity - want).abs().max() < 1e-5
+    streamed = estimate(disparity_model=model, image=frames[:5], resolution=28, normalization="per batch",
+                        video_mode="streaming").result[0]
+    assert streamed.shape == (5, 24, 36)

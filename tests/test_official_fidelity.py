@@ -5,9 +5,11 @@ project; see testkit/official_models.py):
 
     STEREO_OFFICIAL_DA2=<Depth-Anything-V2 checkout> STEREO_OFFICIAL_DA1=<Depth-Anything checkout> \
     STEREO_OFFICIAL_MIDAS=<MiDaS checkout> STEREO_OFFICIAL_DA3=<Depth-Anything-3 checkout> \
+    STEREO_OFFICIAL_VDA=<Video-Depth-Anything checkout> \
     pytest tests/test_official_fidelity.py
 
-Tolerance: 1e-4 relative to the output's largest value.
+Tolerance: 1e-4 relative to the output's largest value (Video Depth Anything: 1e-4 after min-max
+normalisation of the whole clip).
 """
 
 from __future__ import annotations
@@ -127,3 +129,83 @@ def test_da3_network_sizes_match_the_official_input_processor(hw, monkeypatch):
         img = proc._resize_image(Image.new("RGB", (w, h)), 504, "upper_bound_resize")
         img = proc._make_divisible_by_resize(img, 14)
     assert network_size(h, w, 504, 14, "upper_bound") == (img.size[1], img.size[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Video Depth Anything: the whole windowed and streaming procedures, not only the network.
+
+VDA_FRAMES = 46  # three windows: two seams, so alignment against an aligned window is exercised
+VDA_SIZE = (518, 518)  # the official input size: the frames reach the network unresized
+
+
+def _moving_clip(frames: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
+    """(T, H, W, 3) uint8: a smooth random texture panning and a square crossing it."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16, generator=g), size=(h, w + 2 * frames),
+                                           mode="bicubic", align_corners=False)[0]
+    clip = []
+    for t in range(frames):
+        img = base[:, :, 2 * t:2 * t + w].clone()
+        x0 = 40 + 6 * t
+        img[:, h // 3:h // 3 + 120, x0:x0 + 120] = torch.tensor([0.9, 0.2, 0.1]).view(3, 1, 1)
+        clip.append(img.permute(1, 2, 0))
+    return (torch.stack(clip).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _official_vda(streaming: bool, monkeypatch) -> tuple[torch.nn.Module, dict]:
+    import sys
+
+    import numpy as np
+
+    from testkit.official_models import build_official_vda
+
+    _need("vda")
+    # The frames are at the network size, so the official resize is an identity (OpenCV may be absent).
+    if not hasattr(sys.modules["cv2"], "resize"):
+        monkeypatch.setattr(sys.modules["cv2"], "resize",
+                            lambda img, size, interpolation=None: np.asarray(img).copy(), raising=False)
+    official = build_official_vda("vits", streaming=streaming)
+    sd = randomize(official, "head.scratch.output_conv2.2.bias")
+    return official, sd
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    x = x.double()
+    return (x - x.min()) / (x.max() - x.min())
+
+
+def test_video_depth_anything_windows_match_official(monkeypatch):
+    from stereo_pack.stereo_ops.depth.video_inference import video_depth
+
+    official, sd = _official_vda(False, monkeypatch)
+    clip = _moving_clip(VDA_FRAMES, VDA_SIZE)
+    with torch.inference_mode():
+        expected, _ = official.infer_video_depth(clip.numpy(), 30, input_size=518, device="cpu", fp32=True)
+    expected = torch.from_numpy(expected)
+    ours, arch = build_and_load(sd)
+    assert arch.family == "video_depth_anything" and arch.temporal
+    got = video_depth(ours, clip.float() / 255, chunk=13)  # fed in chunks that do not match the windows
+    assert got.shape == expected.shape == (VDA_FRAMES, *VDA_SIZE)
+    assert float(expected.std()) > 0
+    err = (_minmax(got) - _minmax(expected)).abs().max().item()
+    print(f"Video Depth Anything windows vs official: max abs error after min-max {err:.2e}")
+    assert err < RTOL
+
+
+def test_video_depth_anything_streaming_matches_official(monkeypatch):
+    from stereo_pack.stereo_ops.depth.video_inference import video_depth
+
+    official, sd = _official_vda(True, monkeypatch)
+    clip = _moving_clip(VDA_FRAMES, VDA_SIZE)
+    with torch.inference_mode():
+        expected = torch.stack([
+            torch.from_numpy(official.infer_video_depth_one(f, input_size=518, device="cpu", fp32=True))
+            for f in clip.numpy()
+        ])
+    ours, _ = build_and_load(sd)
+    got = video_depth(ours, clip.float() / 255, streaming=True, chunk=5)
+    assert got.shape == expected.shape
+    err = (_minmax(got) - _minmax(expected)).abs().max().item()
+    print(f"Video Depth Anything streaming vs official: max abs error after min-max {err:.2e}")
+    assert err < RTOL

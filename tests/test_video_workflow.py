@@ -14,7 +14,7 @@ from stereo_pack.stereo_ops.spherical_video import read_spherical_metadata
 from testkit import tiny_checkpoints
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows" / "Video to stereo (side by side).json"
-TINY_DA3 = "DA3MONO-LARGE/model.safetensors"  # the shipped file name, holding a tiny network
+TINY_VDA = "video_depth_anything_vits.pth"  # the shipped file name, holding a tiny network
 FRAMES, FPS, W, H = 3, 8, 64, 40
 
 pytest.importorskip("timm")
@@ -56,9 +56,9 @@ def setup(host, pack, tmp_path):
 
     _load_host_video_nodes(host)
     tiny = tiny_checkpoints.tiny_models()
-    da3 = tiny.root / "depthanything" / TINY_DA3
-    if not da3.exists():
-        tiny_depth.write_tiny_da3(da3, "mono")
+    vda = tiny.root / "depthanything" / TINY_VDA
+    if not vda.exists():
+        tiny_depth.write_tiny_video_depth_anything(vda)
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     _write_clip(tmp_path / "in" / "example.mp4")
@@ -84,7 +84,7 @@ def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
         if "ckpt_name" in inputs:
             inputs["ckpt_name"] = tiny.sd15
         if kind == "StereoDisparityModelLoader":
-            assert inputs["model_name"] == f"depthanything/{TINY_DA3}"
+            assert inputs["model_name"] == f"depthanything/{TINY_VDA}"
             inputs["download_if_missing"] = False
         if "steps" in inputs:
             inputs["steps"] = 3
@@ -121,7 +121,7 @@ def test_fast_video_workflow_warps_fills_and_writes_a_side_by_side_video(setup):
     for node in prompt.values():
         inputs, kind = node["inputs"], node["class_type"]
         if kind == "StereoDisparityModelLoader":
-            assert inputs["model_name"] == f"depthanything/{TINY_DA3}"
+            assert inputs["model_name"] == f"depthanything/{TINY_VDA}"
             inputs["download_if_missing"] = False
         if kind == "StereoEstimateDisparity":
             inputs["resolution"] = 42

@@ -32,7 +32,7 @@ SDXL_CHECKPOINT = "sd_xl_base_1.0.safetensors"
 DEPTH_MODEL = "depthanything/depth_anything_v2_vits.pth"
 CONTROLNET_DEPTH = "control_v11f1p_sd15_depth.pth"
 SD15_INPAINT_CHECKPOINT = "sd-v1-5-inpainting.ckpt"
-VIDEO_DEPTH_MODEL = "depthanything/DA3MONO-LARGE/model.safetensors"
+VIDEO_DEPTH_MODEL = "depthanything/video_depth_anything_vits.pth"  # Apache-2.0, consistent over time
 FLUX_UNET = "flux1-dev.safetensors"
 FLUX_CLIP_L = "clip_l.safetensors"
 FLUX_T5 = "t5xxl_fp16.safetensors"
@@ -598,8 +598,9 @@ def video_to_stereo(classes) -> dict:
     note = g.note(
         "Video to stereo (side by side)\n\nEach frame is inverted (fixed-point inversion: one model call "
         "per step) so that the Stereo KSampler reproduces it as the left view and paints the right view "
-        "from the disparity. Depth Anything 3 Mono predicts depth; Estimate Disparity turns it into "
-        "disparity (1/Z) with one scale for the whole clip ('per batch') and temporal smoothing, so the "
+        "from the disparity. Video Depth Anything (Small, Apache-2.0) predicts depth that is consistent over "
+        "time; Estimate Disparity turns it into disparity with one scale per shot ('per batch', restarted at "
+        "scene cuts), so the "
         "depth does not flicker.\n\nFrames go through in chunks of 8 (frame_chunk; lower it if memory runs "
         "out); temporal_holes keeps the right view's holes from flickering. Stereo Save Video writes "
         "video/video_to_stereo_00001_LRF_Full_SBS.mp4 with the clip's frame rate and sound, tagged as side by "
@@ -624,7 +625,7 @@ def video_to_stereo(classes) -> dict:
     for src, out, dst in ((ckpt, "MODEL", "model"), (pos, 0, "positive"), (neg, 0, "negative"), (encode, 0, "latent")):
         g.link(src, out, inversion, dst)
     depth_model = g.node("StereoDisparityModelLoader", model_name=VIDEO_DEPTH_MODEL)
-    disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, temporal_smoothing=0.5)
+    disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, scene_cuts=True)
     g.link(depth_model, 0, disparity, "disparity_model")
     g.link(scale, 0, disparity, "image")
     stereo = g.node("StereoKSampler", **settings, frame_chunk=VIDEO_FRAME_CHUNK, temporal_holes=True)
@@ -651,7 +652,8 @@ def video_to_stereo_fast(classes) -> dict:
     settings = dict(balance=0.5)
     note = g.note(
         "Video to stereo, fast (warp + temporal fill)\n\nNo diffusion model: a depth model estimates each "
-        "frame's disparity (one scale per shot, temporal smoothing, restarted at scene cuts), Stereo Warp moves "
+        "frame's disparity (Video Depth Anything: consistent over time; one scale per shot, restarted at scene "
+        "cuts), Stereo Warp moves "
         "every pixel into both eyes at full resolution, and Stereo Video Fill fills the disocclusions with the "
         "background that other frames of the shot saw, so the holes do not flicker. Every node works a chunk "
         "of frames at a time: memory beyond the frames themselves does not grow with the clip.\n\nOne "
@@ -662,8 +664,7 @@ def video_to_stereo_fast(classes) -> dict:
     parts = g.node("GetVideoComponents")
     g.link(video, 0, parts, "video")
     depth_model = g.node("StereoDisparityModelLoader", model_name=VIDEO_DEPTH_MODEL)
-    disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, temporal_smoothing=0.5,
-                       scene_cuts=True)
+    disparity = g.node("StereoEstimateDisparity", normalization="per batch", batch_size=4, scene_cuts=True)
     g.link(depth_model, 0, disparity, "disparity_model")
     g.link(parts, 0, disparity, "image")
     warp = g.node("StereoWarp", **settings)

@@ -1,4 +1,4 @@
-"""Monocular depth networks (Depth Anything V1/V2/3, MiDaS DPT) in torch + timm + einops.
+"""Monocular depth networks (Depth Anything V1/V2/3, Video Depth Anything, MiDaS DPT) in torch + timm + einops.
 
 Not imported by `stereo_ops` itself, so the core library never needs timm.
 """
@@ -15,11 +15,14 @@ from .estimate import (
     screen_convergence,
 )
 from .preprocess import check_image_batch, network_size, to_image_grid, to_network_input
+from .video_inference import StreamingVideoDepth, WindowedVideoDepth, video_depth
 
 __all__ = [
     "SUPPORTED",
     "DepthArchitecture",
+    "StreamingVideoDepth",
     "UnsupportedCheckpoint",
+    "WindowedVideoDepth",
     "build_and_load",
     "check_image_batch",
     "detect_architecture",
@@ -34,4 +37,5 @@ __all__ = [
     "strip_wrappers",
     "to_image_grid",
     "to_network_input",
+    "video_depth",
 ]

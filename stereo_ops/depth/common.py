@@ -16,6 +16,8 @@ SUPPORTED = (
     "Depth Anything 3 (DA3MONO-LARGE, DA3METRIC-LARGE, DA3-SMALL, DA3-BASE): model.safetensors",
     "MiDaS v3 DPT-Large-384 (dpt_large_384.pt) and DPT-Hybrid-384 (dpt_hybrid_384.pt)",
     "MiDaS v3.1 DPT-BEiT-L-512 (dpt_beit_large_512.pt)",
+    "Video Depth Anything (vits, vitb, vitl; relative and metric): video_depth_anything_vit{s,b,l}.pth, "
+    "metric_video_depth_anything_vit{s,b,l}.pth",
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,9 +41,12 @@ class DepthArchitecture:
     upsample: str  # how the official code brings the prediction back to the image size
     build: Callable[[object], nn.Module] = field(repr=False, compare=False)
     # "disparity": larger = nearer (relative inverse depth); "depth": distance, larger = farther;
-    # "metric_depth": distance in metres once multiplied by focal length (pixels) / metric_focal_divisor.
+    # "metric_depth": distance in metres once multiplied by focal length (pixels) / metric_focal_divisor
+    # (a divisor of 0: the output is in metres already).
     output: str = "disparity"
     metric_focal_divisor: float = 0.0
+    # A clip model (Video Depth Anything): it runs on frame sequences in order, not on single images.
+    temporal: bool = False
     downscale: str = "bicubic"  # resampling when the network input is smaller: bicubic or area
     unused_prefixes: tuple[str, ...] = ()  # checkpoint parts this single-image network does not run
 

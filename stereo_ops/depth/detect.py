@@ -24,6 +24,7 @@ from .common import (
 from .da3 import DA3_NATIVE_SIZE, METRIC_FOCAL_DIVISOR, UNUSED_ANY_VIEW_PREFIXES, DA3Config, DepthAnything3
 from .depth_anything import DepthAnything, DepthAnythingConfig
 from .midas import detect_midas
+from .video_depth_anything import VideoDepthAnything, VideoDepthAnythingConfig
 
 _DERIVED_BUFFERS = ("attn.relative_position_index", "attn.k_bias")
 
@@ -82,6 +83,29 @@ def _depth_anything(sd: Mapping[str, torch.Tensor], version: int) -> DepthArchit
 _SIZES = {384: "ViT-S", 768: "ViT-B", 1024: "ViT-L", 1536: "ViT-G"}
 
 
+def _video_depth_anything(sd: Mapping[str, torch.Tensor], metric: bool) -> DepthArchitecture:
+    dim = sd["pretrained.cls_token"].shape[-1]
+    depth = _count_blocks(sd, "pretrained.blocks.")
+    table = "head.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe"
+    cfg = VideoDepthAnythingConfig(
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads_for(dim),
+        features=sd["head.scratch.layer1_rn.weight"].shape[0],
+        out_channels=tuple(sd[f"head.projects.{i}.weight"].shape[0] for i in range(4)),
+        max_frames=sd[table].shape[1] if table in sd else 32,
+        use_bn="head.scratch.refinenet1.resConfUnit1.bn1.weight" in sd,
+    )
+    size = _SIZES.get(dim, f"ViT-{dim}x{depth}")
+    return DepthArchitecture(
+        family="video_depth_anything_metric" if metric else "video_depth_anything",
+        name=f"Video Depth Anything {'Metric ' if metric else ''}{size}",
+        config=cfg, native_size=518, multiple=14, resize_method="lower_bound",
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, upsample="bilinear", build=VideoDepthAnything,
+        output="metric_depth" if metric else "disparity", temporal=True,
+    )
+
+
 def _da3(sd: Mapping[str, torch.Tensor], metric: bool) -> DepthArchitecture:
     enc = "backbone.pretrained."
     dim = sd[enc + "cls_token"].shape[-1]
@@ -125,16 +149,23 @@ def _da3(sd: Mapping[str, torch.Tensor], metric: bool) -> DepthArchitecture:
 
 
 def detect_architecture(
-    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2, da3_metric: bool = False
+    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2, da3_metric: bool = False,
+    video_metric: bool = False,
 ) -> DepthArchitecture:
     """Identify the network of a (wrapper-stripped) state dict; raise UnsupportedCheckpoint otherwise.
 
-    Two facts are not in the weights and come as hints: the Depth Anything version (V1 and V2 files
-    are identical in names and shapes) and whether a DA3 mono-architecture file is DA3METRIC
-    (identical to DA3MONO in names and shapes; only the meaning of its output differs)."""
+    Three facts are not in the weights and come as hints: the Depth Anything version (V1 and V2 files
+    are identical in names and shapes), whether a DA3 mono-architecture file is DA3METRIC
+    (identical to DA3MONO in names and shapes; only the meaning of its output differs), and the same
+    for a metric Video Depth Anything file."""
     sd = state_dict
     if not sd:
         raise UnsupportedCheckpoint(unsupported_message("the checkpoint holds no tensors"))
+    if "pretrained.cls_token" in sd and "head.scratch.layer1_rn.weight" in sd:
+        if not any(k.startswith("head.motion_modules.") for k in sd):
+            raise UnsupportedCheckpoint(unsupported_message(
+                "a DINOv2 encoder with a 'head.' DPT decoder but no temporal motion modules"))
+        return _video_depth_anything(sd, video_metric)
     if "backbone.pretrained.cls_token" in sd and "head.scratch.layer1_rn.weight" in sd:
         return _da3(sd, da3_metric)
     if "pretrained.cls_token" in sd and "depth_head.scratch.layer1_rn.weight" in sd:
@@ -150,7 +181,8 @@ def detect_architecture(
 
 
 def build_and_load(
-    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2, da3_metric: bool = False
+    state_dict: Mapping[str, torch.Tensor], depth_anything_version: int = 2, da3_metric: bool = False,
+    video_metric: bool = False,
 ) -> tuple[nn.Module, DepthArchitecture]:
     """Detect, build and load with strict key and shape checks; the model is returned in eval mode.
 
@@ -158,7 +190,7 @@ def build_and_load(
     image never runs, such as DA3's camera heads) may be present and are dropped; every other key
     must match the network exactly."""
     sd = strip_wrappers(state_dict)
-    arch = detect_architecture(sd, depth_anything_version, da3_metric)
+    arch = detect_architecture(sd, depth_anything_version, da3_metric, video_metric)
     if arch.unused_prefixes:
         sd = {k: v for k, v in sd.items() if not k.startswith(arch.unused_prefixes)}
     model = arch.create()

@@ -26,6 +26,10 @@ def network_input_size(arch: DepthArchitecture, height: int, width: int, resolut
     target = resolution or arch.native_size
     if target < arch.multiple:
         raise ValueError(f"resolution {target} is below the network's minimum of {arch.multiple} pixels")
+    if arch.temporal:
+        from .video_inference import video_network_size
+
+        return video_network_size(height, width, target)
     return network_size(height, width, target, arch.multiple, arch.resize_method)
 
 
@@ -39,6 +43,8 @@ def predict(
     dtype: torch.dtype | None = None,
     batch_size: int = 1,
     on_batch: Callable[[int], None] | None = None,
+    streaming: bool = False,
+    starts: Sequence[int] = (),
 ) -> torch.Tensor:
     """Raw network output for a (B, H, W, 3) batch: relative disparity (larger = nearer) or, for
     architectures whose `output` is depth, depth (larger = farther).
@@ -47,6 +53,12 @@ def predict(
     float32 (B, H, W) map on the image's device, at the image's own size. Images go to `device`
     `batch_size` at a time and each result comes straight back, so a long clip never sits on the
     accelerator whole.
+
+    Clip models (`arch.temporal`, Video Depth Anything) take the batch as the frames of one clip
+    in order, in the official 32-frame windows (or, with `streaming`, one frame at a time);
+    `batch_size` is then how many frames the per-frame stages run at once. `starts` (scene cuts:
+    the first frame of each shot after the first) makes each shot a clip of its own, so that no
+    window reaches across a cut.
     """
     image = check_image_batch(image)
     if resolution < 0:
@@ -54,6 +66,13 @@ def predict(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     b, h, w, _ = image.shape
+    if arch.temporal:
+        out = torch.empty((b, h, w), dtype=torch.float32, device=image.device)
+        bounds = [0, *sorted(s for s in set(starts) if 0 < s < b), b]
+        for first, end in zip(bounds[:-1], bounds[1:]):
+            _predict_clip(model, arch, image[first:end], resolution, device, dtype, batch_size, on_batch, streaming,
+                          out[first:end])
+        return out
     size = network_input_size(arch, h, w, resolution)
     param = next(model.parameters())
     device = torch.device(device) if device is not None else param.device
@@ -69,6 +88,34 @@ def predict(
             if on_batch is not None:
                 on_batch(chunk.shape[0])
     return out
+
+
+def _predict_clip(model, arch, image, resolution, device, dtype, batch_size, on_batch, streaming, out) -> None:
+    """One shot's frames through a clip model, written into `out` as they come (no list of the
+    clip's maps joined at the end)."""
+    from .video_inference import STEP, StreamingVideoDepth, WindowedVideoDepth
+
+    common = dict(input_size=resolution or arch.native_size, device=device, dtype=dtype, output_device=image.device)
+    if streaming:
+        runner = StreamingVideoDepth(model, **common)
+    else:
+        runner = WindowedVideoDepth(model, metric=arch.output != "disparity", micro_batch=batch_size, **common)
+    done = 0
+
+    def keep(maps: torch.Tensor) -> None:
+        nonlocal done
+        out[done:done + maps.shape[0]] = maps
+        done += maps.shape[0]
+        if on_batch is not None and maps.shape[0]:
+            on_batch(maps.shape[0])
+
+    # Fed a window's worth at a time, so progress and interruption come once per window.
+    chunk = 1 if streaming else STEP
+    for start in range(0, image.shape[0], chunk):
+        keep(runner.push(image[start:start + chunk]))
+    keep(runner.finish())
+    if done != out.shape[0]:
+        raise RuntimeError(f"the clip model returned {done} maps for {out.shape[0]} frames")
 
 
 def relative_to_disparity(prediction: torch.Tensor, per_batch: bool = False) -> torch.Tensor:
@@ -103,9 +150,11 @@ def metric_scale(arch: DepthArchitecture, network_width: int, horizontal_fov: fl
     (from the horizontal field of view) over the model's divisor (DA3METRIC: focal * output / 300)."""
     if arch.output != "metric_depth":
         raise ValueError(f"{arch.name} predicts relative depth, not metres: screen depth needs a metric "
-                         "model (Depth Anything 3 Metric)")
+                         "model (Depth Anything 3 Metric, Video Depth Anything Metric)")
     if not 0.0 < horizontal_fov < 180.0:
         raise ValueError(f"horizontal field of view must be between 0 and 180 degrees, got {horizontal_fov}")
+    if arch.metric_focal_divisor == 0:  # metres already (Video Depth Anything Metric)
+        return 1.0
     focal = network_width / 2.0 / math.tan(math.radians(horizontal_fov) / 2.0)
     return focal / arch.metric_focal_divisor
 
