@@ -23,14 +23,14 @@ from pathlib import Path
 
 if __package__:
     from . import comfy_host, console_progress, prompt_checks, prompt_execution, prompt_overrides as overrides
-    from .workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
+    from .workflow_to_api import WorkflowError, check_workflow_shape, input_definitions, set_widget_values, workflow_to_api
 else:  # run as a script: the sibling modules are importable from this folder
     import comfy_host
     import console_progress
     import prompt_checks
     import prompt_execution
     import prompt_overrides as overrides
-    from workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
+    from workflow_to_api import WorkflowError, check_workflow_shape, input_definitions, set_widget_values, workflow_to_api
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the shipped workflows and exit")
     parser.add_argument("--comfyui", help="ComfyUI folder (default: COMFYUI_PATH, the folder the pack is installed in, or the cwd)")
     parser.add_argument("--checkpoint", help="checkpoint file name in ComfyUI/models/checkpoints for every checkpoint loader")
+    parser.add_argument("--depth-model", help="depth model file name in ComfyUI/models/depth (or a folder that --models "
+                        "adds) for every Load Disparity Model node: run offline with a file you already have")
     parser.add_argument("--prompt", help="text of the positive prompt")
     parser.add_argument("--negative", help="text of the negative prompt")
     parser.add_argument("--image", help="input image for the workflow's image loader")
@@ -88,7 +90,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give a workflow (or --list)")
     if args.image and args.images:
         parser.error("--image and --images exclude each other")
+    for assignment in args.set:  # syntax errors before the host starts (which takes seconds)
+        try:
+            overrides.parse_assignment(assignment)
+        except overrides.OverrideError as exc:
+            parser.error(str(exc))
     return args
+
+
+def check_image_file(path: Path, option: str) -> Path:
+    """Refuse a file that is not a picture PIL can read, before any model loads."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise SystemExit(f"{option} {path}: not an image that can be read ({exc})")
+    return path
 
 
 def input_images(args: argparse.Namespace) -> list[Path | None]:
@@ -96,7 +115,7 @@ def input_images(args: argparse.Namespace) -> list[Path | None]:
         path = Path(args.image).expanduser().resolve()
         if not path.is_file():
             raise SystemExit(f"--image {args.image}: no such file")
-        return [path]
+        return [check_image_file(path, "--image")]
     if args.images:
         folder = Path(args.images).expanduser().resolve()
         if not folder.is_dir():
@@ -104,7 +123,7 @@ def input_images(args: argparse.Namespace) -> list[Path | None]:
         images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise SystemExit(f"--images {args.images}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in that folder")
-        return images
+        return [check_image_file(p, "--images") for p in images]
     return [None]
 
 
@@ -146,9 +165,14 @@ def _inversion_samplers(node_classes) -> tuple[str, ...] | None:
 def load_workflow(name: str) -> dict:
     path = resolve_workflow(name)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        workflow = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SystemExit(f"cannot read workflow {path}: {exc}")
+    try:
+        check_workflow_shape(workflow)
+    except WorkflowError as exc:
+        raise SystemExit(f"cannot read workflow {path}: {exc}")
+    return workflow
 
 
 def build_runs(args, workflow: dict, images: list, node_classes, display_names: dict) -> tuple[list, list[str]]:
@@ -164,6 +188,7 @@ def build_runs(args, workflow: dict, images: list, node_classes, display_names: 
         shared = overrides.apply(
             base, checkpoint=args.checkpoint, prompt=args.prompt, negative=args.negative,
             seed=args.seed, sets=args.set, display_names=display_names, input_names=input_names,
+            depth_model=args.depth_model,
         )
     except (WorkflowError, overrides.OverrideError) as exc:
         raise fail(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, anaglyph, side_by_side, split_stereo
+from ..stereo_ops.checks import check_images
 
 CATEGORY = "stereo/output"
 
@@ -51,7 +52,7 @@ class StereoSideBySide(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo, layout, swap_eyes, divider, divider_brightness) -> io.NodeOutput:
-        left, right = split_stereo(stereo, "stereo")
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         return io.NodeOutput(side_by_side(left, right, layout, swap_eyes, divider, divider_brightness))
 
 
@@ -74,7 +75,7 @@ class StereoAnaglyph(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo, method, swap_eyes) -> io.NodeOutput:
-        left, right = split_stereo(stereo, "stereo")
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         if swap_eyes:
             left, right = right, left
         return io.NodeOutput(anaglyph(left, right, method))

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 
 from ..stereo_ops import inversion as inv
 from . import inversion_runtime as runtime
+from .input_checks import check_conditioning, conditioning_named, model_latent
 from .stereo_types import StereoInversionType
 
 CATEGORY = "stereo/sampling"
@@ -87,6 +88,9 @@ class StereoNullTextInversion(io.ComfyNode):
         inner_steps=10, learning_rate=1e-2, early_stop_base=1e-5, early_stop_slope=2e-5,
         fixed_point_iterations=1,
     ) -> io.NodeOutput:
+        samples = model_latent(model, latent, "latent", min_size=runtime.MIN_LATENT_SIZE)
+        check_conditioning(positive, "positive", model)
+        check_conditioning(negative, "negative", model)
         settings = inv.NullTextSettings(inner_steps, learning_rate, early_stop_base, early_stop_slope)
         progress = comfy.utils.ProgressBar(runtime.progress_ticks(method, steps, settings))
 
@@ -94,10 +98,11 @@ class StereoNullTextInversion(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update(1)
 
-        inversion, _ = runtime.invert(
-            model, positive, negative, latent["samples"], steps, cfg, method,
-            settings=settings, fixed_point_iterations=fixed_point_iterations, on_tick=tick,
-        )
+        with conditioning_named(positive, negative):
+            inversion, _ = runtime.invert(
+                model, positive, negative, samples, steps, cfg, method,
+                settings=settings, fixed_point_iterations=fixed_point_iterations, on_tick=tick,
+            )
         return io.NodeOutput(inversion)
 
 

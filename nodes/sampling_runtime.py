@@ -228,6 +228,8 @@ class UsedDisparity:
 
     def __init__(self) -> None:
         self.map: torch.Tensor | None = None
+        # The shape of the stereo batch the sampler last made (None: it has not sampled).
+        self.sampled_shape: tuple[int, ...] | None = None
 
 
 def prediction_disparity(vae, disparity_model, used: UsedDisparity):

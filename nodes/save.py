@@ -16,7 +16,9 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, VR_SUFFIXES, anaglyph, side_by_side, split_stereo, stereo_mpo_bytes
+from ..stereo_ops.checks import check_images
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
+from .input_checks import check_filename_prefix
 
 CATEGORY = "stereo/output"
 ANAGLYPH = "anaglyph"
@@ -111,8 +113,9 @@ class StereoSaveImage(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "layout", options=SAVE_LAYOUTS, default="parallel",
-                    tooltip="What each PNG holds: a side-by-side or top-bottom layout (see Stereo "
-                    "Side-by-Side), or a red-cyan anaglyph.",
+                    tooltip="What each saved PNG holds: a side-by-side or top-bottom layout (see Stereo "
+                    "Side-by-Side), or a red-cyan anaglyph. This widget decides the file; the viewer's menu "
+                    "under the node only changes how the pair is shown, never what is saved.",
                 ),
                 io.Combo.Input(
                     "anaglyph_method", options=list(ANAGLYPH_METHODS), default="dubois",
@@ -129,7 +132,8 @@ class StereoSaveImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo, filename_prefix, layout, anaglyph_method, save_mpo) -> io.NodeOutput:
-        left, right = split_stereo(stereo, "stereo")
+        check_filename_prefix(filename_prefix)
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         frames, suffix = compose(left, right, layout, anaglyph_method)
         metadata = png_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
         pngs, mpos = save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo)

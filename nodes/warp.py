@@ -6,6 +6,7 @@ import torch
 from comfy_api.latest import io
 
 from ..stereo_ops import split_stereo
+from ..stereo_ops.checks import check_images
 from ..stereo_ops.warp import dilate_mask, refine_right, stereo_warp
 
 CATEGORY = "stereo/warp"
@@ -69,6 +70,7 @@ class StereoWarp(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, disparity, divergence, convergence, balance, grow_holes) -> io.NodeOutput:
+        check_images(image, "image")
         views = stereo_warp(_channels_first(image), disparity, divergence, convergence, balance)
         stereo = torch.cat([_channels_last(views.left.image), _channels_last(views.right.image)], dim=0)
         holes = torch.cat([views.left.holes, views.right.holes], dim=0).float()
@@ -110,6 +112,7 @@ class StereoRefine(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo, disparity, divergence, convergence, balance, feather) -> io.NodeOutput:
+        check_images(stereo, "stereo")
         left, right = split_stereo(stereo, "stereo")
         refined, holes = refine_right(
             _channels_first(left), _channels_first(right), disparity, divergence, convergence, balance, feather
