@@ -87,7 +87,8 @@ class StereoRefine(io.ComfyNode):
             description="Right-eye detail transfer after StereoDiffusion: where the left eye sees the surface, "
             "the right eye becomes the full-resolution warp of the left eye, so fine texture matches "
             "exactly between the eyes; the diffusion's own pixels stay in the disocclusions, with a "
-            "feathered seam. Use the disparity and settings the pair was sampled with.",
+            "seam feathered into them only, so the pixels both eyes see stay exact. Use the disparity and "
+            "settings the pair was sampled with.",
             inputs=[
                 io.Image.Input("stereo", tooltip="Decoded stereo batch of 2N (N lefts, then N rights), e.g. from the Stereo KSampler."),
                 io.Mask.Input("disparity", tooltip=DISPARITY_TOOLTIP + " The map the pair was made with."),
@@ -99,8 +100,9 @@ class StereoRefine(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "feather", default=4, min=0, max=64, step=1,
-                    tooltip="Width in pixels of the seam around the holes: the diffusion's pixels blend into the "
-                    "warped ones over twice this distance. 0 = a hard edge.",
+                    tooltip="Width in pixels of the seam inside the holes: near a hole's rim its pixels blend the "
+                    "diffusion's pixels with the warped pixels around it; the warped pixels themselves stay exact. "
+                    "0 = a hard edge.",
                 ),
             ],
             outputs=[
