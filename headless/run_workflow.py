@@ -66,8 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the shipped workflows and exit")
     parser.add_argument("--comfyui", help="ComfyUI folder (default: COMFYUI_PATH, the folder the pack is installed in, or the cwd)")
     parser.add_argument("--checkpoint", help="checkpoint file name in ComfyUI/models/checkpoints for every checkpoint loader")
-    parser.add_argument("--depth-model", help="depth model file name in ComfyUI/models/depth (or a folder that --models "
-                        "adds) for every Load Disparity Model node: run offline with a file you already have")
+    parser.add_argument("--depth-model", metavar="FOLDER/FILE",
+                        help="depth model for every Load Disparity Model node, as that node lists it: "
+                        "depthanything/<file> or midas/<file> (in ComfyUI/models or a --models folder); "
+                        "with a file you already have, the run needs no download")
     parser.add_argument("--prompt", help="text of the positive prompt")
     parser.add_argument("--negative", help="text of the negative prompt")
     parser.add_argument("--image", help="input image for the workflow's image loader")

@@ -126,6 +126,8 @@ BAD: list[Bad] = [
     # Saving: names that leave the output folder or that no file system takes.
     Bad("StereoSaveImage", "filename_prefix", "../escape", r"filename_prefix '../escape' climbs out"),
     Bad("StereoSaveImage", "filename_prefix", "/tmp/absolute", r"filename_prefix '/tmp/absolute' is an absolute"),
+    Bad("StereoSaveImage", "filename_prefix", "C:\\Users\\x", r"filename_prefix .* is an absolute", "drive"),
+    Bad("StereoSaveImage", "filename_prefix", "a\\..\\..\\b", r"filename_prefix .* climbs out", "backslashes"),
     Bad("StereoSaveImage", "filename_prefix", "nul\x00byte", r"filename_prefix contains a NUL"),
     Bad("StereoSaveImage", "filename_prefix", "x" * 300, r"filename_prefix has a part of 300 bytes"),
     Bad("StereoSaveImage", "stereo", images(2, 8, 8, 3, fill=NAN), r"stereo contains", "NaN (not a black PNG)"),
@@ -347,3 +349,85 @@ def test_bad_input_is_refused_by_name(kit, row):
     message = str(info.value)
     assert re.search(row.expect, message), message
     assert "Traceback" not in message
+
+
+# ---------------------------------------------------------------------------------------------
+# The headless runner: bad files and arguments are refused before the host starts (no host here)
+
+RUNNER_BAD_WORKFLOWS = [
+    ("list", "[1, 2, 3]", r"holds a JSON list, not an object"),
+    ("nodes not a list", '{"nodes": {"1": {}}, "links": []}', r"'nodes' must be a list of nodes"),
+    ("node without type", '{"nodes": [{"id": 1}], "links": []}', r"'nodes' must be a list of nodes"),
+    ("links not a list", '{"nodes": [], "links": 5}', r"'links' must be a list"),
+    ("neither", '{"a": 1}', r"neither 'nodes' and 'links' nor API-format"),
+]
+
+
+@pytest.mark.parametrize("text, expect", [r[1:] for r in RUNNER_BAD_WORKFLOWS], ids=[r[0] for r in RUNNER_BAD_WORKFLOWS])
+def test_runner_refuses_a_file_that_is_not_a_workflow(tmp_path, text, expect):
+    from headless import run_workflow
+
+    path = tmp_path / "workflow.json"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as info:
+        run_workflow.load_workflow(str(path))
+    assert re.search(expect, str(info.value)) and str(path) in str(info.value)
+
+
+def test_runner_refuses_an_image_file_that_is_not_an_image_before_the_host_starts(tmp_path, monkeypatch):
+    from headless import comfy_host, run_workflow
+
+    fake = tmp_path / "photo.png"
+    fake.write_text("not a picture")
+    monkeypatch.setattr(comfy_host, "require_comfyui", lambda *_: pytest.fail("the host was started"))
+    args = run_workflow.parse_args(["photo_to_stereo", "--image", str(fake), "--dry-run"])
+    with pytest.raises(SystemExit, match=r"--image .*photo.png: not an image that can be read"):
+        run_workflow.run(args)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    (folder / "b.jpg").write_text("nor this")
+    with pytest.raises(SystemExit, match=r"--images .*b.jpg: not an image"):
+        run_workflow.run(run_workflow.parse_args(["photo_to_stereo", "--images", str(folder)]))
+
+
+@pytest.mark.parametrize("assignment", ["steps=3", "KSampler.steps", ".steps=3", "KSampler.=3"])
+def test_runner_checks_set_syntax_before_the_host_starts(assignment, capsys):
+    from headless import run_workflow
+
+    with pytest.raises(SystemExit) as info:
+        run_workflow.parse_args(["photo_to_stereo", "--set", assignment])
+    assert info.value.code == 2
+    assert "expected NODE.INPUT=VALUE" in capsys.readouterr().err
+
+
+def test_runner_depth_model_shortcut_sets_every_depth_loader_only():
+    from headless import prompt_overrides
+
+    prompt = {
+        "1": {"class_type": "StereoDisparityModelLoader", "inputs": {"model_name": "depthanything/a.safetensors"}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "4x.pth"}},
+    }
+    out = prompt_overrides.apply(prompt, depth_model="midas/dpt_large_384.pt")
+    assert out["1"]["inputs"]["model_name"] == "midas/dpt_large_384.pt"
+    assert out["2"]["inputs"]["model_name"] == "4x.pth"
+    with pytest.raises(prompt_overrides.OverrideError, match="--depth-model: the workflow has no Load Disparity Model"):
+        prompt_overrides.apply({"2": prompt["2"]}, depth_model="x")
+
+
+# ---------------------------------------------------------------------------------------------
+# Correct results where an input was read wrongly before
+
+
+def test_depth_to_disparity_reads_a_b1hw_mask_as_one_map_per_image(pack):
+    mask = torch.linspace(0, 1, 64).view(1, 1, 8, 8).repeat(2, 1, 1, 1)
+    (out,) = _node_class("StereoDepthToDisparity").execute(
+        invert=False, normalization="per image", gamma=1.0, blur=0.0, width=0, height=0, mask=mask,
+    ).result
+    assert out.shape == (2, 8, 8) and torch.allclose(out, mask[:, 0])
+
+
+def test_sub_seeds_wrap_into_the_64_bit_range():
+    from stereo_pack.stereo_ops.sampling import derived_seed
+
+    assert derived_seed(2**64 - 1, 0xDEB) == 0xDEA
+    assert derived_seed(None, 5) == 5 and derived_seed(7, 0) == 7
