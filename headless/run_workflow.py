@@ -43,6 +43,12 @@ def workflow_key(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
 
 
+def short_name(display_name: str) -> str:
+    """A node's displayed name without the search keywords in brackets at its end
+    ("Estimate Disparity (Depth)" -> "Estimate Disparity"): how the runner names and finds nodes."""
+    return re.sub(r"\s*\([^)]*\)\s*$", "", display_name) or display_name
+
+
 def shipped_workflows() -> dict[str, Path]:
     return {workflow_key(p.stem): p for p in sorted(SHIPPED.glob("*.json"))}
 
@@ -254,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     if images[0] is not None:
         folder_paths.set_input_directory(str(images[0].parent))
     node_classes = nodes.NODE_CLASS_MAPPINGS
-    display_names = {kind: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(kind) or kind for kind in node_classes}
+    display_names = {kind: short_name(nodes.NODE_DISPLAY_NAME_MAPPINGS.get(kind) or kind) for kind in node_classes}
     runs, problems = build_runs(args, workflow, images, node_classes, display_names)
 
     if args.dry_run:

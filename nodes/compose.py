@@ -28,7 +28,7 @@ class StereoSideBySide(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="StereoSideBySide",
-            display_name="Stereo Side-by-Side",
+            display_name="Stereo Side-by-Side (SBS, VR)",
             category=CATEGORY,
             description="Put each left/right pair of a stereo batch into one image: parallel or "
             "cross-eyed side by side, or top-bottom, at full size or squeezed to half (the size of "
@@ -61,7 +61,7 @@ class StereoAnaglyph(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="StereoAnaglyph",
-            display_name="Stereo Anaglyph",
+            display_name="Stereo Anaglyph (3D)",
             category=CATEGORY,
             description="Make a red-cyan anaglyph (red = left eye) of each pair of a stereo batch, "
             "to view with red-cyan glasses.",

@@ -96,7 +96,7 @@ class StereoSaveImage(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="StereoSaveImage",
-            display_name="Stereo Save Image",
+            display_name="Stereo Save Image (SBS, VR, 3D)",
             category=CATEGORY,
             description="Save each pair of a stereo batch to ComfyUI's output folder as one PNG "
             "whose name tells VR and 3D players its layout (_LR, _LRF_Full_SBS, _TB, _redcyan, ...), "

@@ -44,6 +44,17 @@ class Make:
 
 
 @dataclass(frozen=True)
+class Late:
+    """A widget value known only once the pack is loaded: `get()` is put into the prompt as it is."""
+
+    get: Callable[[], Any]
+    label: str = ""
+
+    def __repr__(self) -> str:
+        return self.label or "Late"
+
+
+@dataclass(frozen=True)
 class Bad:
     node: str
     input: str
@@ -103,7 +114,14 @@ GOOD: dict[str, dict[str, Any]] = {
     "StereoNullTextInversion": {**SD15, "latent": latent(1, 4, 8, 8), "steps": 2, "method": "ddim"},
     "StereoSamplerDisparity": {"sampler": kit_value("sampled_sampler"), "stereo_latent": kit_value("sampled_latent")},
     "StereoEstimateDisparity": {"disparity_model": kit_value("depth_model"), "image": images(1, 16, 16, 3)},
+    "StereoDisparityModelLoader": {"model_name": "depthanything/bad_inputs_depth.safetensors", "download_if_missing": False},
 }
+
+
+def _download_label():
+    from stereo_pack.nodes.depth_model_files import DOWNLOAD_LABEL
+
+    return DOWNLOAD_LABEL
 
 BAD: list[Bad] = [
     # Images: empty, non-finite, not a tensor, wrong rank.
@@ -149,6 +167,10 @@ BAD: list[Bad] = [
     Bad("StereoNullTextInversion", "latent", latent(1, 4, 8, 8, fill=NAN), r"latent contains 1 NaN"),
     Bad("StereoNullTextInversion", "positive", Make(lambda _k: [], "[]"), r"positive: the conditioning is empty"),
     Bad("StereoNullTextInversion", "negative", Make(nan_conditioning, "NaN cond"), r"negative contains 1 NaN"),
+    # Model lists: the separator label and names that are not in the list, refused before the run.
+    Bad("StereoDisparityModelLoader", "model_name", Late(_download_label, "separator"),
+        r"Custom validation failed.*model_name: the chosen entry is the label"),
+    Bad("StereoDisparityModelLoader", "model_name", "depthanything/absent.pth", r"model_name: 'depthanything/absent.pth' is not in the list"),
     # The disparity a Stereo Sampler used: only for the latent it made.
     Bad("StereoSamplerDisparity", "sampler", kit_value("fresh_sampler"), r"stereo_latent: the Stereo Sampler has not sampled"),
     Bad("StereoSamplerDisparity", "stereo_latent", latent(2, 4, 16, 16), r"stereo_latent has shape \(2, 4, 16, 16\), but"),
@@ -240,6 +262,8 @@ def build_prompt(kit, row_key: str, node_id: str, inputs: dict) -> dict:
     for name, value in inputs.items():
         if value is OMIT:
             continue
+        if isinstance(value, Late):
+            value = value.get()
         if name not in definitions:
             raise AssertionError(f"{node_id} has no input {name!r}")
         if isinstance(value, Make):
@@ -306,6 +330,12 @@ def kit(pack, tmp_path_factory):
 
     import comfy.model_patcher
 
+    from testkit.tiny_depth import write_tiny_depth_anything
+    from headless.comfy_host import add_models_folder
+
+    models = tmp_path_factory.mktemp("bad_inputs_models")
+    write_tiny_depth_anything(models / "depthanything" / "bad_inputs_depth.safetensors")
+    add_models_folder(models)
     depth, arch = build_and_load(tiny_depth_anything(2).state_dict())
     cpu = torch.device("cpu")
     k.depth_model = DisparityModel(
