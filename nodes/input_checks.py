@@ -58,7 +58,8 @@ def model_latent(model, latent, name: str, min_size: int = 1) -> torch.Tensor:
 
 def _context_width(model) -> int | None:
     config = getattr(getattr(getattr(model, "model", None), "model_config", None), "unet_config", None) or {}
-    width = config.get("context_dim")
+    # A UNet with a text projection (Kolors' encoder_hid_proj) takes its encoder's width instead.
+    width = config.get("encoder_hid_dim") or config.get("context_dim")
     return int(width) if isinstance(width, int) else None
 
 

@@ -27,6 +27,7 @@ from ..stereo_ops.sampling import (
     at_callback,
     stereo_sample,
 )
+from ..stereo_ops.checks import check_finite
 from ..stereo_ops.stereo_inpaint import InpaintSource, shifted_inpaint_source
 from .stereo_types import STEREO_JOINT_OPTION, STEREO_PAIRS_OPTION, STEREO_PASS_OPTION
 
@@ -291,6 +292,7 @@ def stereo_ksampler_object(
                 f"{tuple(x.shape)}. Video models (5-D latents) are not supported: make the pair per frame with an "
                 "image model, or warp the frames with Stereo Warp."
             )
+        check_finite(x, "latent_image")  # a NaN in the sampler's latent reaches every step
         steps = len(sigmas) - 1
         try:
             schedule = plan_schedule(steps, shift_at, spsmd_interval, spsmd, steps - 1 - access.unreachable_tail)

@@ -317,6 +317,7 @@ def kit(pack, tmp_path_factory):
             balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True,
         ).result[0]
 
+    k.new_stereo_sampler = stereo_sampler
     k.fresh_sampler = stereo_sampler()
     k.sampled_sampler = stereo_sampler()
     sigmas = comfy.samplers.calculate_sigmas(k.sd15.get_model_object("model_sampling"), "normal", 3)
@@ -461,3 +462,16 @@ def test_sub_seeds_wrap_into_the_64_bit_range():
 
     assert derived_seed(2**64 - 1, 0xDEB) == 0xDEA
     assert derived_seed(None, 5) == 5 and derived_seed(7, 0) == 7
+
+
+def test_stereo_sampler_refuses_a_non_finite_latent_inside_samplercustom(kit):
+    import comfy.sample
+    import comfy.samplers
+
+    sigmas = comfy.samplers.calculate_sigmas(kit.sd15.get_model_object("model_sampling"), "normal", 3)
+    start = torch.zeros(1, 4, 8, 8)
+    start[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"latent_image contains 1 NaN"):
+        comfy.sample.sample_custom(
+            kit.sd15, torch.zeros_like(start), 1.0, kit.new_stereo_sampler(), sigmas, kit.positive, kit.negative, start, seed=0,
+        )
