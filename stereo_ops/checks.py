@@ -18,16 +18,24 @@ def check_tensor(x, name: str, what: str = "a tensor") -> torch.Tensor:
     return x
 
 
+def count_non_finite(x: torch.Tensor) -> int:
+    """NaN and infinite values in a float tensor, without a mask of its full size: the sum (one
+    pass, no copy) is finite unless one is there or the sum overflows; only then are they counted,
+    a batch entry at a time."""
+    if not x.is_floating_point() or x.numel() == 0 or bool(torch.isfinite(x.sum())):
+        return 0
+    return sum(int((~torch.isfinite(item)).sum()) for item in (x if x.ndim else x.view(1)))
+
+
 def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
     """Refuse NaN and infinite values: they pass through every operation and end as a black file."""
-    if x.is_floating_point() or x.is_complex():
-        if not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(
-                f"{name} contains {bad} NaN or infinite value(s); the node that made it failed "
-                "(a VAE or model in half precision overflowing, a division by zero): fix or replace "
-                "that input"
-            )
+    bad = count_non_finite(x)
+    if bad:
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite value(s); the node that made it failed "
+            "(a VAE or model in half precision overflowing, a division by zero): fix or replace "
+            "that input"
+        )
     return x
 
 

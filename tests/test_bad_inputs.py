@@ -475,3 +475,15 @@ def test_stereo_sampler_refuses_a_non_finite_latent_inside_samplercustom(kit):
         comfy.sample.sample_custom(
             kit.sd15, torch.zeros_like(start), 1.0, kit.new_stereo_sampler(), sigmas, kit.positive, kit.negative, start, seed=0,
         )
+
+
+def test_non_finite_values_are_counted_without_false_alarms():
+    from stereo_pack.stereo_ops.checks import count_non_finite
+
+    x = torch.ones(3, 4)
+    assert count_non_finite(x) == 0 and count_non_finite(x.t()) == 0
+    x[1, 2], x[2, 0] = float("nan"), float("inf")
+    assert count_non_finite(x) == 2
+    assert count_non_finite(torch.tensor(float("-inf"))) == 1
+    # A sum that overflows (half precision) is no NaN: the values are counted one by one then.
+    assert count_non_finite(torch.full((2,), 60000.0, dtype=torch.float16)) == 0
