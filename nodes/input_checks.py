@@ -85,20 +85,25 @@ def check_conditioning(conditioning, name: str, model=None, allow_empty: bool = 
     return conditioning
 
 
+def _entries(conditioning) -> list[dict]:
+    if not isinstance(conditioning, list):
+        return []
+    return [c[1] for c in conditioning if isinstance(c, (list, tuple)) and len(c) > 1 and isinstance(c[1], dict)]
+
+
 @contextlib.contextmanager
 def conditioning_named(positive, negative):
-    """Turn the host's KeyError for a missing conditioning entry (e.g. 'pooled_output', which SDXL,
-    SD3 and Flux need) into an error naming which conditioning lacks it."""
+    """Turn the host's KeyError for a conditioning entry that one conditioning lacks (the model's
+    'pooled_output', which SDXL, SD3 and Flux need; or a key the other conditioning has) into an
+    error naming which conditioning lacks it."""
     try:
         yield
     except KeyError as exc:
         key = exc.args[0] if exc.args else None
-        if not isinstance(key, str):
-            raise
-        lacking = [name for name, cond in (("positive", positive), ("negative", negative))
-                   if isinstance(cond, list) and any(isinstance(c, (list, tuple)) and len(c) > 1 and isinstance(c[1], dict)
-                                                     and key not in c[1] for c in cond)]
-        if not lacking:
+        entries = {"positive": _entries(positive), "negative": _entries(negative)}
+        known = key == "pooled_output" or any(key in e for es in entries.values() for e in es)
+        lacking = [name for name, es in entries.items() if any(key not in e for e in es)]
+        if not isinstance(key, str) or not known or not lacking:
             raise
         raise ValueError(
             f"{lacking[0]}: the conditioning has no '{key}', which this model needs; encode the prompt with "
