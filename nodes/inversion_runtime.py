@@ -94,7 +94,8 @@ def check_same_photo(inversion: StereoInversion, latent_samples: Tensor, name: s
         )
 
 
-# Smaller latents pass through a UNet's down-sampling to nothing; the inversion refuses them early.
+# The inversion evaluates the photo batch alone (no CFG pair): a 1x1 latent (8 px) can leave a
+# GroupNorm one value per group, which torch refuses deep inside the UNet. Refused here instead.
 MIN_LATENT_SIZE = 2
 
 
