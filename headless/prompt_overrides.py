@@ -99,13 +99,20 @@ def find_node(prompt: dict, ref: str, display_names: dict | None = None) -> str:
     )
 
 
-def set_input(prompt: dict, assignment: str, display_names: dict | None = None, input_names: dict | None = None) -> None:
-    """Apply one NODE.INPUT=VALUE; VALUE is parsed as JSON when it is valid JSON, else taken as text.
-    `input_names` (class_type -> input names), when given, rejects inputs the node does not have."""
+def parse_assignment(assignment: str) -> tuple[str, str, str]:
+    """(node reference, input name, raw value) of a NODE.INPUT=VALUE; its syntax needs no host, so
+    the runner checks it before starting one."""
     target, sep, raw = assignment.partition("=")
     ref, dot, name = target.rpartition(".")
     if not sep or not dot or not ref or not name:
         raise OverrideError(f"--set {assignment!r}: expected NODE.INPUT=VALUE, e.g. 3.steps=30 or \"KSampler.steps=30\"")
+    return ref, name, raw
+
+
+def set_input(prompt: dict, assignment: str, display_names: dict | None = None, input_names: dict | None = None) -> None:
+    """Apply one NODE.INPUT=VALUE; VALUE is parsed as JSON when it is valid JSON, else taken as text.
+    `input_names` (class_type -> input names), when given, rejects inputs the node does not have."""
+    ref, name, raw = parse_assignment(assignment)
     node_id = find_node(prompt, ref, display_names)
     known = (input_names or {}).get(prompt[node_id]["class_type"])
     if known is not None and name not in known:
@@ -120,8 +127,20 @@ def set_input(prompt: dict, assignment: str, display_names: dict | None = None, 
     prompt[node_id]["inputs"][name] = value
 
 
+DEPTH_LOADER = "StereoDisparityModelLoader"
+
+
+def _set_depth_model(prompt: dict, file_name: str) -> None:
+    loaders = [node_id for node_id, node in prompt.items()
+               if node["class_type"] == DEPTH_LOADER and not _is_link(node["inputs"].get("model_name"))]
+    if not loaders:
+        raise OverrideError("--depth-model: the workflow has no Load Disparity Model node to set")
+    for node_id in loaders:
+        prompt[node_id]["inputs"]["model_name"] = file_name
+
+
 def apply(api_prompt: dict, *, checkpoint=None, prompt=None, negative=None, seed=None, sets=(),
-          display_names: dict | None = None, input_names: dict | None = None) -> dict:
+          display_names: dict | None = None, input_names: dict | None = None, depth_model=None) -> dict:
     """A copy of the API prompt with the given overrides applied (`prompt`: the positive text).
     `display_names` (class_type -> name shown on the node) lets --set name nodes as the UI shows them."""
     out = copy.deepcopy(api_prompt)
@@ -133,6 +152,8 @@ def apply(api_prompt: dict, *, checkpoint=None, prompt=None, negative=None, seed
         _set_text(out, "negative", negative, "--negative")
     if seed is not None:
         _set_all(out, SEED_INPUTS, seed, "--seed")
+    if depth_model is not None:
+        _set_depth_model(out, depth_model)
     for assignment in sets:
         set_input(out, assignment, display_names, input_names)
     return out

@@ -23,14 +23,14 @@ from pathlib import Path
 
 if __package__:
     from . import comfy_host, console_progress, prompt_checks, prompt_execution, prompt_overrides as overrides
-    from .workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
+    from .workflow_to_api import WorkflowError, check_workflow_shape, input_definitions, set_widget_values, workflow_to_api
 else:  # run as a script: the sibling modules are importable from this folder
     import comfy_host
     import console_progress
     import prompt_checks
     import prompt_execution
     import prompt_overrides as overrides
-    from workflow_to_api import WorkflowError, input_definitions, set_widget_values, workflow_to_api
+    from workflow_to_api import WorkflowError, check_workflow_shape, input_definitions, set_widget_values, workflow_to_api
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -41,6 +41,12 @@ def workflow_key(title: str) -> str:
     without a trailing remark in brackets, lower case, words joined by "_"."""
     title = re.sub(r"\s*\([^)]*\)\s*$", "", title)
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+
+
+def short_name(display_name: str) -> str:
+    """A node's displayed name without the search keywords in brackets at its end
+    ("Estimate Disparity (Depth)" -> "Estimate Disparity"): how the runner names and finds nodes."""
+    return re.sub(r"\s*\([^)]*\)\s*$", "", display_name) or display_name
 
 
 def shipped_workflows() -> dict[str, Path]:
@@ -66,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the shipped workflows and exit")
     parser.add_argument("--comfyui", help="ComfyUI folder (default: COMFYUI_PATH, the folder the pack is installed in, or the cwd)")
     parser.add_argument("--checkpoint", help="checkpoint file name in ComfyUI/models/checkpoints for every checkpoint loader")
+    parser.add_argument("--depth-model", metavar="FOLDER/FILE",
+                        help="depth model for every Load Disparity Model node, as that node lists it: "
+                        "depthanything/<file> or midas/<file> (in ComfyUI/models or a --models folder); "
+                        "with a file you already have, the run needs no download")
     parser.add_argument("--prompt", help="text of the positive prompt")
     parser.add_argument("--negative", help="text of the negative prompt")
     parser.add_argument("--image", help="input image for the workflow's image loader")
@@ -88,7 +98,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give a workflow (or --list)")
     if args.image and args.images:
         parser.error("--image and --images exclude each other")
+    for assignment in args.set:  # syntax errors before the host starts (which takes seconds)
+        try:
+            overrides.parse_assignment(assignment)
+        except overrides.OverrideError as exc:
+            parser.error(str(exc))
     return args
+
+
+def check_image_file(path: Path, option: str) -> Path:
+    """Refuse a file that is not a picture PIL can read, before any model loads."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise SystemExit(f"{option} {path}: not an image that can be read ({exc})")
+    return path
 
 
 def input_images(args: argparse.Namespace) -> list[Path | None]:
@@ -96,7 +123,7 @@ def input_images(args: argparse.Namespace) -> list[Path | None]:
         path = Path(args.image).expanduser().resolve()
         if not path.is_file():
             raise SystemExit(f"--image {args.image}: no such file")
-        return [path]
+        return [check_image_file(path, "--image")]
     if args.images:
         folder = Path(args.images).expanduser().resolve()
         if not folder.is_dir():
@@ -104,7 +131,7 @@ def input_images(args: argparse.Namespace) -> list[Path | None]:
         images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise SystemExit(f"--images {args.images}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in that folder")
-        return images
+        return [check_image_file(p, "--images") for p in images]
     return [None]
 
 
@@ -146,9 +173,14 @@ def _inversion_samplers(node_classes) -> tuple[str, ...] | None:
 def load_workflow(name: str) -> dict:
     path = resolve_workflow(name)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        workflow = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SystemExit(f"cannot read workflow {path}: {exc}")
+    try:
+        check_workflow_shape(workflow)
+    except WorkflowError as exc:
+        raise SystemExit(f"cannot read workflow {path}: {exc}")
+    return workflow
 
 
 def build_runs(args, workflow: dict, images: list, node_classes, display_names: dict) -> tuple[list, list[str]]:
@@ -164,6 +196,7 @@ def build_runs(args, workflow: dict, images: list, node_classes, display_names: 
         shared = overrides.apply(
             base, checkpoint=args.checkpoint, prompt=args.prompt, negative=args.negative,
             seed=args.seed, sets=args.set, display_names=display_names, input_names=input_names,
+            depth_model=args.depth_model,
         )
     except (WorkflowError, overrides.OverrideError) as exc:
         raise fail(exc)
@@ -227,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     if images[0] is not None:
         folder_paths.set_input_directory(str(images[0].parent))
     node_classes = nodes.NODE_CLASS_MAPPINGS
-    display_names = {kind: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(kind) or kind for kind in node_classes}
+    display_names = {kind: short_name(nodes.NODE_DISPLAY_NAME_MAPPINGS.get(kind) or kind) for kind in node_classes}
     runs, problems = build_runs(args, workflow, images, node_classes, display_names)
 
     if args.dry_run:

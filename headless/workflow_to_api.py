@@ -246,10 +246,26 @@ def _bypass_input_link(node: dict, slot: int, out_type: Any) -> int | None:
     return None
 
 
+def check_workflow_shape(workflow: Any) -> None:
+    """Refuse JSON that is not a workflow (a list, nodes that are not a list of objects, ...) with a
+    WorkflowError saying what is wrong, before anything reads it."""
+    if not isinstance(workflow, Mapping):
+        raise WorkflowError(f"not a ComfyUI workflow: the file holds a JSON {type(workflow).__name__}, not an object")
+    if "nodes" in workflow or "links" in workflow:
+        nodes, links = workflow.get("nodes"), workflow.get("links")
+        if not isinstance(nodes, list) or not all(isinstance(n, Mapping) and "id" in n and "type" in n for n in nodes):
+            raise WorkflowError("not a ComfyUI workflow: 'nodes' must be a list of nodes, each with an id and a type")
+        if not isinstance(links, list) or not all(isinstance(k, (list, Mapping)) for k in links):
+            raise WorkflowError("not a ComfyUI workflow: 'links' must be a list of links")
+    elif not all(isinstance(v, Mapping) and "class_type" in v for v in workflow.values()):
+        raise WorkflowError("not a ComfyUI workflow: it has neither 'nodes' and 'links' nor API-format nodes")
+
+
 def workflow_to_api(workflow: Mapping, node_classes: Mapping[str, Any], rng: random.Random | None = None) -> dict[str, dict]:
     """The API prompt of a UI-format workflow. `node_classes`: class_type -> node class (or INPUT_TYPES dict);
     `rng` picks the options of dynamic prompts (default: a fresh random generator, as the frontend)."""
     rng = rng or random.Random()
+    check_workflow_shape(workflow)
     if "nodes" not in workflow or "links" not in workflow:
         if all(isinstance(v, dict) and "class_type" in v for v in workflow.values()):
             return {str(k): dict(v) for k, v in workflow.items()}  # already an API prompt

@@ -132,6 +132,12 @@ const DOM_MARGIN = 10; // the frontend insets a DOM widget's element by widget.m
 const PLACEHOLDER_ASPECT = 0.5; // height / width before a pair is shown: a typical side-by-side
 const BOTTOM_MARGIN = 2;
 
+// The frontend's theme colours (light and dark themes set them), so the controls match the node.
+const CONTROL_STYLE = {
+  background: "var(--comfy-input-bg, #222)", color: "var(--input-text, #ddd)",
+  border: "1px solid var(--border-color, #444)", borderRadius: "4px", padding: "1px 4px", font: "inherit",
+};
+
 class StereoViewer {
   constructor(node) {
     this.node = node;
@@ -151,11 +157,15 @@ class StereoViewer {
       boxSizing: "border-box", minHeight: "0", overflow: "hidden",
     });
     this.bar = document.createElement("div");
-    Object.assign(this.bar.style, { display: "flex", gap: "6px", alignItems: "center", fontSize: "12px", flexWrap: "wrap" });
+    Object.assign(this.bar.style, {
+      display: "flex", gap: "6px", alignItems: "center", fontSize: "12px", flexWrap: "wrap",
+      color: "var(--input-text, #ddd)",
+    });
 
     this.modeSelect = document.createElement("select");
     this.modeSelect.className = "stereo-viewer-mode";
-    this.modeSelect.title = "How to show the pair (starts as the node's layout)";
+    this.modeSelect.title = "How to show the pair here (starts as the node's layout); the saved file follows the layout widget";
+    Object.assign(this.modeSelect.style, CONTROL_STYLE);
     for (const m of MODES) this.modeSelect.add(new Option(m, m));
     this.modeSelect.addEventListener("change", () => this.setMode(this.modeSelect.value));
 
@@ -163,12 +173,15 @@ class StereoViewer {
     this.swapBox = document.createElement("input");
     this.swapBox.type = "checkbox";
     this.swapBox.className = "stereo-viewer-swap";
+    this.swapBox.style.accentColor = "var(--p-primary-color, #4a90e2)";
+    swapLabel.style.cursor = "pointer";
     this.swapBox.addEventListener("change", () => this.setSwap(this.swapBox.checked));
     swapLabel.append(this.swapBox, " swap eyes");
 
     this.pairSelect = document.createElement("select");
     this.pairSelect.className = "stereo-viewer-pair";
     this.pairSelect.title = "Which pair of the batch";
+    Object.assign(this.pairSelect.style, CONTROL_STYLE);
     this.pairSelect.style.display = "none";
     this.pairSelect.addEventListener("change", () => this.showPair(Number(this.pairSelect.value)));
 
@@ -178,13 +191,16 @@ class StereoViewer {
     this.canvas.className = "stereo-viewer-canvas";
     this.canvas.width = 1;
     this.canvas.height = 1;
-    // The full width of the widget, the height following the picture's own aspect ratio.
-    Object.assign(this.canvas.style, { display: "block", width: "100%", height: "auto", flex: "0 0 auto" });
+    // The full width of the widget and the height of a side-by-side pair in every mode, so that
+    // switching modes never makes the node grow; taller pictures (top-bottom, one eye) are fitted in.
+    Object.assign(this.canvas.style, {
+      display: "block", width: "100%", flex: "1 1 0", minHeight: "0", objectFit: "contain",
+    });
 
     this.status = document.createElement("div");
     this.status.className = "stereo-viewer-status";
     Object.assign(this.status.style, {
-      fontSize: "11px", lineHeight: `${STATUS_HEIGHT - 2}px`,
+      fontSize: "11px", lineHeight: `${STATUS_HEIGHT - 2}px`, color: "var(--descrip-text, #999)",
       whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis",
     });
     this.status.textContent = "Run the workflow to view the stereo pair.";
@@ -315,15 +331,19 @@ class StereoViewer {
   }
 
   resize(w, h) {
-    const aspectChanged = this.canvas.width * h !== this.canvas.height * w;
     if (this.canvas.width !== w) this.canvas.width = w;
     if (this.canvas.height !== h) this.canvas.height = h;
-    if (aspectChanged) fitNodeToViewer(this.node);
+    const aspect = this.aspect();
+    if (aspect !== this.fittedAspect) {
+      this.fittedAspect = aspect;
+      fitNodeToViewer(this.node);
+    }
   }
 
-  // Height / width of what the canvas shows.
+  // Height / width of the picture area: a side-by-side pair's, whatever the mode.
   aspect() {
-    return this.eyes ? this.canvas.height / this.canvas.width : PLACEHOLDER_ASPECT;
+    const eye = this.eyes?.left;
+    return eye ? eye.naturalHeight / (2 * eye.naturalWidth) : PLACEHOLDER_ASPECT;
   }
 
   // The widget's height at the node's current width: its margins, the controls, the picture at the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..stereo_ops import ANAGLYPH_METHODS, LAYOUTS, anaglyph, side_by_side, split_stereo
+from ..stereo_ops.checks import check_images
 
 CATEGORY = "stereo/output"
 
@@ -27,7 +28,7 @@ class StereoSideBySide(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="StereoSideBySide",
-            display_name="Stereo Side-by-Side",
+            display_name="Stereo Side-by-Side (SBS, VR)",
             category=CATEGORY,
             description="Put each left/right pair of a stereo batch into one image: parallel or "
             "cross-eyed side by side, or top-bottom, at full size or squeezed to half (the size of "
@@ -51,7 +52,7 @@ class StereoSideBySide(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo, layout, swap_eyes, divider, divider_brightness) -> io.NodeOutput:
-        left, right = split_stereo(stereo, "stereo")
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         return io.NodeOutput(side_by_side(left, right, layout, swap_eyes, divider, divider_brightness))
 
 
@@ -60,7 +61,7 @@ class StereoAnaglyph(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="StereoAnaglyph",
-            display_name="Stereo Anaglyph",
+            display_name="Stereo Anaglyph (3D)",
             category=CATEGORY,
             description="Make a red-cyan anaglyph (red = left eye) of each pair of a stereo batch, "
             "to view with red-cyan glasses.",
@@ -74,7 +75,7 @@ class StereoAnaglyph(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo, method, swap_eyes) -> io.NodeOutput:
-        left, right = split_stereo(stereo, "stereo")
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         if swap_eyes:
             left, right = right, left
         return io.NodeOutput(anaglyph(left, right, method))

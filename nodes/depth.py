@@ -25,6 +25,7 @@ from ..stereo_ops.depth import (
 from ..stereo_ops.scene_cuts import detect_scene_cuts
 from ..stereo_ops.temporal import check_strength, smooth_over_time
 from .depth_model_files import (
+    DOWNLOAD_LABEL,
     da3_metric_hint,
     default_choice,
     depth_anything_version_hint,
@@ -75,7 +76,7 @@ class StereoDisparityModelLoader(io.ComfyNode):
         choices = model_choices()
         return io.Schema(
             node_id="StereoDisparityModelLoader",
-            display_name="Load Disparity Model",
+            display_name="Load Disparity Model (Depth)",
             category=CATEGORY,
             description="Load a monocular depth network (Depth Anything V2/V1, Depth Anything 3 Mono/Metric/"
             "Small/Base, Video Depth Anything Small/Base/Large and their metric versions, MiDaS DPT-Large, "
@@ -114,6 +115,18 @@ class StereoDisparityModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, model_name) -> bool | str:
+        # Before the run: the list's separator label is refused here, not after the queue reached it.
+        # (Defining this turns off the host's own list check for model_name, so it is done here too.)
+        choices = model_choices()
+        if model_name == DOWNLOAD_LABEL:
+            return ("model_name: the chosen entry is the label between the files you have and the official files "
+                    "downloaded on first run; choose a file above or below it")
+        if model_name not in choices:
+            return f"model_name: '{model_name}' is not in the list ({len(choices)} files); choose one of the list"
+        return True
+
+    @classmethod
     def execute(cls, model_name, precision, depth_anything_version="auto", download_if_missing=True) -> io.NodeOutput:
         path = resolve_model_file(model_name, download_if_missing)
         version = {"V1": 1, "V2": 2}.get(depth_anything_version) or depth_anything_version_hint(model_name)
@@ -138,7 +151,7 @@ class StereoEstimateDisparity(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="StereoEstimateDisparity",
-            display_name="Estimate Disparity",
+            display_name="Estimate Disparity (Depth)",
             category=CATEGORY,
             description="Estimate a disparity map (near = 1, far = 0) for each image with a depth "
             "network, at the image's own size and aspect ratio. Networks that predict depth (Depth Anything 3) "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..stereo_ops.checks import check_images, check_mask
 from ..stereo_ops.depth_map import CONVERSIONS, NORMALIZATIONS, check_map_batch, depth_map_to_disparity
 from ..stereo_ops.scene_cuts import detect_scene_cuts
 
@@ -83,9 +84,12 @@ class StereoDepthToDisparity(io.ComfyNode):
         cls, invert, normalization, gamma, blur, width, height, image=None, mask=None,
         conversion="linear", near_clip=0.01, temporal_smoothing=0.0, scene_cuts=False,
     ) -> io.NodeOutput:
-        source = image if image is not None else mask
-        if source is None:
-            raise ValueError("Depth to Disparity needs a map: connect 'image' or 'mask'.")
+        if image is not None:
+            source = check_images(image, "image")
+        elif mask is not None:
+            source = check_mask(mask, "mask")
+        else:
+            raise ValueError("image: Depth to Disparity needs a map: connect 'image' or 'mask'.")
         return io.NodeOutput(depth_map_to_disparity(
             source, invert=invert, normalization=normalization, gamma=gamma, blur_sigma=blur,
             height=height, width=width, conversion=conversion, near_clip=near_clip,

@@ -10,6 +10,7 @@ from ..stereo_ops import inversion as inv
 from ..stereo_ops.frame_noise import frame_ranges
 from .frame_chunks import check_frame_chunk, invert_in_chunks
 from . import inversion_runtime as runtime
+from .input_checks import check_conditioning, conditioning_named, model_latent
 from .stereo_types import StereoInversionType
 
 CATEGORY = "stereo/sampling"
@@ -94,6 +95,9 @@ class StereoNullTextInversion(io.ComfyNode):
         inner_steps=10, learning_rate=1e-2, early_stop_base=1e-5, early_stop_slope=2e-5,
         fixed_point_iterations=1, frame_chunk=0,
     ) -> io.NodeOutput:
+        samples = model_latent(model, latent, "latent", min_size=runtime.MIN_LATENT_SIZE)
+        check_conditioning(positive, "positive", model)
+        check_conditioning(negative, "negative", model)
         settings = inv.NullTextSettings(inner_steps, learning_rate, early_stop_base, early_stop_slope)
         check_frame_chunk(frame_chunk)
         chunks = len(frame_ranges(latent["samples"].shape[0], frame_chunk))
@@ -103,15 +107,16 @@ class StereoNullTextInversion(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update(1)
 
-        if frame_chunk > 0:
-            return io.NodeOutput(invert_in_chunks(
-                model, positive, negative, latent["samples"], steps, cfg, method, frame_chunk, tick,
-                settings=settings, fixed_point_iterations=fixed_point_iterations,
-            ))
-        inversion, _ = runtime.invert(
-            model, positive, negative, latent["samples"], steps, cfg, method,
-            settings=settings, fixed_point_iterations=fixed_point_iterations, on_tick=tick,
-        )
+        with conditioning_named(positive, negative):
+            if frame_chunk > 0:
+                return io.NodeOutput(invert_in_chunks(
+                    model, positive, negative, samples, steps, cfg, method, frame_chunk, tick,
+                    settings=settings, fixed_point_iterations=fixed_point_iterations,
+                ))
+            inversion, _ = runtime.invert(
+                model, positive, negative, samples, steps, cfg, method,
+                settings=settings, fixed_point_iterations=fixed_point_iterations, on_tick=tick,
+            )
         return io.NodeOutput(inversion)
 
 

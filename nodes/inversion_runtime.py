@@ -80,6 +80,25 @@ def check_inversion_fits(inversion, model, latent_samples: Tensor, cfg: float, s
         )
 
 
+def check_same_photo(inversion: StereoInversion, latent_samples: Tensor, name: str = "latent_image") -> None:
+    """Refuse a latent_image that is not the photo the inversion was made from."""
+    fingerprint = getattr(inversion, "source_fingerprint", None)
+    if fingerprint is None:
+        return
+    mismatch = inv.fingerprint_mismatch(latent_samples, fingerprint)
+    if mismatch > inv.FINGERPRINT_MISMATCH:
+        raise ValueError(
+            f"{name}: it is not the photo the inversion was made from (it differs by {mismatch:.3g} of the "
+            "photo's spread); connect the same VAE Encode output to Stereo Null-Text Inversion's latent "
+            "and to the sampler's latent_image"
+        )
+
+
+# The inversion evaluates the photo batch alone (no CFG pair): a 1x1 latent (8 px) can leave a
+# GroupNorm one value per group, which torch refuses deep inside the UNet. Refused here instead.
+MIN_LATENT_SIZE = 2
+
+
 # ---------------------------------------------------------------------------------------------
 # Swapping cross-attention contexts inside the host's batched model calls
 
@@ -434,6 +453,7 @@ def invert(
         method=method,
         cfg=float(cfg),
         model_signature=model_signature(model),
+        source_fingerprint=inv.latent_fingerprint(latent_samples),
     )
     return with_first_prediction(inversion, model, positive, negative), report
 

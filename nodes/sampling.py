@@ -16,7 +16,8 @@ from ..stereo_ops.sampling import StereoShiftSettings
 from ..stereo_ops.stereo_geometry import DisplayTarget, geometry_for
 from .comfort import DEFAULT_CONVERGENCE, DEFAULT_DIVERGENCE, IGNORED_WITH_DISPLAY, display_input, log_geometry
 from .frame_chunks import StereoMethod, check_frame_chunk, frame_chunk_inputs, sample_in_chunks
-from .inversion_runtime import check_inversion_fits, first_prediction_check, with_inverted_unconds
+from .input_checks import check_conditioning, conditioning_named, model_latent
+from .inversion_runtime import check_inversion_fits, check_same_photo, first_prediction_check, with_inverted_unconds
 from .sampling_runtime import (
     EYES,
     UsedDisparity,
@@ -196,14 +197,7 @@ def _check_disparity_count(disparity: torch.Tensor, pairs: int) -> None:
 
 
 def image_latent(model, latent_image: dict, name: str = "latent_image") -> torch.Tensor:
-    latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
-    if latent.ndim != 4:
-        raise ValueError(
-            f"{name} must be an image latent (batch, channels, height, width); got shape {tuple(latent.shape)}. "
-            "Video models (5-D latents) are not supported by stereo sampling: make the pair per frame "
-            "with an image model, or warp the frames with Stereo Warp."
-        )
-    return latent
+    return model_latent(model, latent_image, name)
 
 
 class StereoKSampler(io.ComfyNode):
@@ -284,6 +278,8 @@ class StereoKSampler(io.ComfyNode):
         latent = image_latent(model, latent_image)
         check_frame_chunk(frame_chunk)
         unpatched = model
+        check_conditioning(positive, "positive", model)
+        check_conditioning(negative, "negative", model, allow_empty=True)
         pairs = latent.shape[0]
         if steps < 2:
             raise ValueError(f"steps must be at least 2 for stereo sampling, got {steps}")
@@ -299,6 +295,7 @@ class StereoKSampler(io.ComfyNode):
         start, check = None, None
         if inversion is not None:
             check_inversion_fits(inversion, model, latent, cfg, steps)
+            check_same_photo(inversion, latent)
             if sampler_name not in INVERSION_SAMPLERS:
                 raise ValueError(
                     f"sampler_name '{sampler_name}' cannot retrace an inversion; with the inversion input use "
@@ -328,10 +325,11 @@ class StereoKSampler(io.ComfyNode):
                     )
                 ),
             )
-            out["samples"], maps = sample_in_chunks(
-                unpatched, positive, negative, latent_image, latent, seed, cfg, sigmas, method, frame_chunk,
-                inversion, temporal_holes,
-            )
+            with conditioning_named(positive, negative):
+                out["samples"], maps = sample_in_chunks(
+                    unpatched, positive, negative, latent_image, latent, seed, cfg, sigmas, method, frame_chunk,
+                    inversion, temporal_holes,
+                )
             return io.NodeOutput(out, used.map if maps is None else maps)
         sampler = stereo_ksampler_object(
             sampler_name, settings, shift_at, spsmd, spsmd_interval, start, check, estimate_for, refresh, eyes,
@@ -340,11 +338,12 @@ class StereoKSampler(io.ComfyNode):
         # N images in, 2N out: the left rows get exactly the noise and inputs of a plain KSampler.
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
-        out["samples"] = comfy.sample.sample_custom(
-            model, noise, cfg, sampler, sigmas, positive, negative, latent,
-            noise_mask=latent_image.get("noise_mask"), callback=callback,
-            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed,
-        )
+        with conditioning_named(positive, negative):
+            out["samples"] = comfy.sample.sample_custom(
+                model, noise, cfg, sampler, sigmas, positive, negative, latent,
+                noise_mask=latent_image.get("noise_mask"), callback=callback,
+                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed,
+            )
         return io.NodeOutput(out, used.map)
 
 
@@ -388,10 +387,24 @@ class StereoSampler(io.ComfyNode):
             refresh=refresh, eyes=eyes,
         )
         # A SAMPLER node runs before the sampling: the map is read afterwards by Stereo Sampler Disparity.
+        record_sampled_shape(sampler, used)
         sampler.stereo_disparity = used
         sampler.stereo_given_map = settings.disparity
         sampler.stereo_vae = vae
         return io.NodeOutput(sampler)
+
+
+def record_sampled_shape(sampler, used: UsedDisparity) -> None:
+    """Let the sampler note the shape of each stereo batch it makes, so that Stereo Sampler Disparity
+    can tell its latent from another sampler's."""
+    run = sampler.sampler_function
+
+    def recording(*args, **kwargs):
+        out = run(*args, **kwargs)
+        used.sampled_shape = tuple(out.shape)
+        return out
+
+    sampler.sampler_function = recording
 
 
 class StereoSamplerDisparity(io.ComfyNode):
@@ -420,7 +433,7 @@ class StereoSamplerDisparity(io.ComfyNode):
         used = getattr(sampler, "stereo_disparity", None)
         if used is None:
             raise ValueError("sampler: connect the SAMPLER output of a Stereo Sampler")
-        samples = stereo_latent["samples"]
+        samples = check_sampled_latent(stereo_latent, used)
         if used.map is not None:
             return io.NodeOutput(used.map)
         given = sampler.stereo_given_map
@@ -430,6 +443,25 @@ class StereoSamplerDisparity(io.ComfyNode):
                 "SamplerCustom / SamplerCustomAdvanced produced with it"
             )
         return io.NodeOutput(image_size_map(given, max(samples.shape[0] // 2, 1), samples, vae=sampler.stereo_vae))
+
+
+def check_sampled_latent(stereo_latent, used: UsedDisparity) -> torch.Tensor:
+    """The stereo_latent's samples, refused unless this Stereo Sampler made a batch of their shape."""
+    samples = stereo_latent.get("samples") if isinstance(stereo_latent, dict) else None
+    if not isinstance(samples, torch.Tensor):
+        raise TypeError(f"stereo_latent: expected a LATENT, got {type(stereo_latent).__name__}")
+    if used.sampled_shape is None:
+        raise ValueError(
+            "stereo_latent: the Stereo Sampler has not sampled yet; connect the latent that SamplerCustom / "
+            "SamplerCustomAdvanced produced with this Stereo Sampler as its sampler"
+        )
+    if tuple(samples.shape) != used.sampled_shape:
+        raise ValueError(
+            f"stereo_latent has shape {tuple(samples.shape)}, but the Stereo Sampler made a stereo batch of "
+            f"shape {used.sampled_shape}; connect the latent that SamplerCustom / SamplerCustomAdvanced "
+            "produced with this Stereo Sampler"
+        )
+    return samples
 
 
 NODES = [StereoKSampler, StereoSampler, StereoSamplerDisparity]

@@ -23,12 +23,14 @@ from ..stereo_ops.frame_noise import frame_noise, frame_seed, step_noise_sampler
 from ..stereo_ops.sampling import (
     AT_MODEL_INPUT,
     DEBLUR_SEED_OFFSET,
+    derived_seed,
     EyeCall,
     StereoEdits,
     StereoShiftSettings,
     at_callback,
     stereo_sample,
 )
+from ..stereo_ops.checks import check_finite
 from ..stereo_ops.stereo_inpaint import InpaintSource, shifted_inpaint_source
 from .stereo_types import STEREO_JOINT_OPTION, STEREO_PAIRS_OPTION, STEREO_PASS_OPTION
 
@@ -234,6 +236,8 @@ class UsedDisparity:
 
     def __init__(self) -> None:
         self.map: torch.Tensor | None = None
+        # The shape of the stereo batch the sampler last made (None: it has not sampled).
+        self.sampled_shape: tuple[int, ...] | None = None
 
 
 def prediction_disparity(vae, disparity_model, used: UsedDisparity):
@@ -300,6 +304,7 @@ def stereo_ksampler_object(
                 f"{tuple(x.shape)}. Video models (5-D latents) are not supported: make the pair per frame with an "
                 "image model, or warp the frames with Stereo Warp."
             )
+        check_finite(x, "latent_image")  # a NaN in the sampler's latent reaches every step
         steps = len(sigmas) - 1
         try:
             schedule = plan_schedule(steps, shift_at, spsmd_interval, spsmd, steps - 1 - access.unreachable_tail)
@@ -310,7 +315,7 @@ def stereo_ksampler_object(
         seed = extra_args.get("seed")
         deblur = None
         if frames is not None and settings.deblur:
-            deblur = frame_noise(int(seed or 0) + DEBLUR_SEED_OFFSET, frames, like.shape[1:], rows_per_frame=2)
+            deblur = frame_noise(derived_seed(seed, DEBLUR_SEED_OFFSET), frames, like.shape[1:], rows_per_frame=2)
         edits = StereoEdits(settings, pairs, like, seed, _fill_noise(model), deblur_noise=deblur)
         if hole_start_for is not None:
             edits.hole_start = hole_start_for(model)

@@ -26,6 +26,8 @@ from ..stereo_ops.stereo_geometry import DisplayTarget
 from .compose import ANAGLYPH_TOOLTIP, STEREO_TOOLTIP
 from .stereo_types import StereoDisplayType
 from .save_check import frame_metadata, pair_figures, viewer_summary
+from ..stereo_ops.checks import check_images
+from .input_checks import check_filename_prefix
 
 CATEGORY = "stereo/output"
 ANAGLYPH = "anaglyph"
@@ -190,7 +192,7 @@ class StereoSaveImage(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="StereoSaveImage",
-            display_name="Stereo Save Image",
+            display_name="Stereo Save Image (SBS, VR, 3D)",
             category=CATEGORY,
             description="Save each pair of a stereo batch to ComfyUI's output folder as one PNG "
             "whose name tells VR and 3D players its layout (_LR, _LRF_Full_SBS, _TB, _redcyan, ...), "
@@ -208,8 +210,9 @@ class StereoSaveImage(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "layout", options=SAVE_LAYOUTS, default="parallel",
-                    tooltip="What each PNG holds: a side-by-side or top-bottom layout (see Stereo "
-                    "Side-by-Side), or a red-cyan anaglyph.",
+                    tooltip="What each saved PNG holds: a side-by-side or top-bottom layout (see Stereo "
+                    "Side-by-Side), or a red-cyan anaglyph. This widget decides the file; the viewer's menu "
+                    "under the node only changes how the pair is shown, never what is saved.",
                 ),
                 io.Combo.Input(
                     "anaglyph_method", options=list(ANAGLYPH_METHODS), default="dubois",
@@ -264,7 +267,8 @@ class StereoSaveImage(io.ComfyNode):
     ) -> io.NodeOutput:
         if format not in SAVE_FORMATS:
             raise ValueError(f"format must be one of {SAVE_FORMATS}, got {format!r}")
-        left, right = split_stereo(stereo, "stereo")
+        check_filename_prefix(filename_prefix)
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         figures = pair_figures(left, right, check, check_figures, display)
         # The saved files go under their own keys, not "images": for "images" the frontend draws a
         # flat preview of the saved file under the node's stereo viewer, a second copy of the pair.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..stereo_ops import join_stereo, split_stereo
+from ..stereo_ops.checks import check_images
 
 CATEGORY = "stereo/compose"
 
@@ -32,7 +33,7 @@ class StereoSplit(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo) -> io.NodeOutput:
-        left, right = split_stereo(stereo, "stereo")
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         return io.NodeOutput(left, right)
 
 
@@ -54,7 +55,7 @@ class StereoJoin(io.ComfyNode):
 
     @classmethod
     def execute(cls, left, right) -> io.NodeOutput:
-        return io.NodeOutput(join_stereo(left, right))
+        return io.NodeOutput(join_stereo(check_images(left, "left"), check_images(right, "right")))
 
 
 NODES = [StereoSplit, StereoJoin]

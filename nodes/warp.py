@@ -17,6 +17,7 @@ from .comfort import (
     log_geometry,
     node_geometry,
 )
+from ..stereo_ops.checks import check_images
 
 CATEGORY = "stereo/warp"
 
@@ -79,6 +80,7 @@ class StereoWarp(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, disparity, divergence, convergence, balance, grow_holes, display=None) -> io.NodeOutput:
+        check_images(image, "image")
         g = node_geometry(disparity, divergence, convergence, display)
         log_geometry("Stereo Warp", g, display)
         # Chunk by chunk into the final batch: memory beyond the clip does not grow with its length.
@@ -97,8 +99,9 @@ class StereoRefine(io.ComfyNode):
             description="Right-eye detail transfer after StereoDiffusion: where the left eye sees the surface, "
             "the right eye becomes the full-resolution warp of the left eye, so fine texture matches "
             "exactly between the eyes; the diffusion's own pixels stay in the disocclusions, with a "
-            "feathered seam. Use the disparity and settings the pair was sampled with (or the same display "
-            "target: it derives the same settings from the same map).",
+            "seam feathered into them only, so the pixels both eyes see stay exact. Use the disparity and "
+            "settings the pair was sampled with (or the same display target: it derives the same settings "
+            "from the same map).",
             inputs=[
                 io.Image.Input("stereo", tooltip="Decoded stereo batch of 2N (N lefts, then N rights), e.g. from the Stereo KSampler."),
                 io.Mask.Input("disparity", tooltip=DISPARITY_TOOLTIP + " The map the pair was made with."),
@@ -114,8 +117,9 @@ class StereoRefine(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "feather", default=4, min=0, max=64, step=1,
-                    tooltip="Width in pixels of the seam around the holes: the diffusion's pixels blend into the "
-                    "warped ones over twice this distance. 0 = a hard edge.",
+                    tooltip="Width in pixels of the seam inside the holes: near a hole's rim its pixels blend the "
+                    "diffusion's pixels with the warped pixels around it; the warped pixels themselves stay exact. "
+                    "0 = a hard edge.",
                 ),
                 display_input(),
             ],
@@ -128,6 +132,7 @@ class StereoRefine(io.ComfyNode):
 
     @classmethod
     def execute(cls, stereo, disparity, divergence, convergence, balance, feather, display=None) -> io.NodeOutput:
+        check_images(stereo, "stereo")
         left, right = split_stereo(stereo, "stereo")
         g = node_geometry(disparity, divergence, convergence, display)
         log_geometry("Stereo Refine", g, display)

@@ -62,6 +62,8 @@ class StereoInversion:
     first_prediction: the guided prediction of the first sampling step from start_latent, with
         the model and conditioning of the inversion; a sampler whose first prediction differs
         uses another model (weights, patches) or other prompts, and cannot reproduce the photo.
+    source_fingerprint: `latent_fingerprint` of the inverted photo latents, so that a sampler given
+        another photo of the same size can say so.
     """
 
     start_latent: Tensor
@@ -71,6 +73,7 @@ class StereoInversion:
     cfg: float
     model_signature: str
     first_prediction: Tensor | None = None
+    source_fingerprint: Tensor | None = None
 
     @property
     def steps(self) -> int:
@@ -126,6 +129,31 @@ def prediction_mismatch(prediction: Tensor, reference: Tensor) -> float:
     if prediction.shape != reference.shape:
         return math.inf
     return float((prediction - reference).abs().max() / reference.abs().max().clamp_min(1e-8))
+
+
+# A fingerprint is the latent averaged over cells of about this many pixels: it tells two photos
+# apart, while a re-encoding of the same photo (another precision, tiled VAE) stays close.
+_FINGERPRINT_GRID = 8
+# Two fingerprints differing by more than this share of the photo's own spread are other photos.
+FINGERPRINT_MISMATCH = 0.25
+
+
+def latent_fingerprint(latent: Tensor) -> Tensor:
+    """A small summary (N, C, <=8, <=8) of clean latents, float32 on the CPU."""
+    x = latent.detach().float().cpu()
+    size = (min(_FINGERPRINT_GRID, x.shape[-2]), min(_FINGERPRINT_GRID, x.shape[-1]))
+    return torch.nn.functional.adaptive_avg_pool2d(x, size)
+
+
+def fingerprint_mismatch(latent: Tensor, fingerprint: Tensor) -> float:
+    """How far `latent` is from the photo `fingerprint` summarises: the largest cell difference
+    relative to the fingerprint's spread (0 = same photo; inf = other shape)."""
+    other = latent_fingerprint(latent)
+    if other.shape != fingerprint.shape:
+        return math.inf
+    # A flat photo has no spread: its overall level is the scale then.
+    spread = max(float(fingerprint.std()) if fingerprint.numel() > 1 else 0.0, 0.1 * float(fingerprint.abs().mean()), 1e-6)
+    return float((other - fingerprint).abs().max()) / spread
 
 
 def check_sigmas(sigmas: Tensor) -> None:

@@ -52,6 +52,12 @@ HoleStartFn = Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]
 DEBLUR_SEED_OFFSET = 0xDEB
 
 
+def derived_seed(seed: int | None, offset: int) -> int:
+    """A sub-seed of `seed`, wrapped into the 64-bit range the seed widget and torch accept (a seed
+    near 2**64 plus an offset would overflow the generator)."""
+    return (int(seed or 0) + offset) % 2**64
+
+
 @dataclass(frozen=True)
 class StereoShiftSettings:
     """What the edits do. `disparity` is one map (H, W) or one per pair (N, H, W), any size, 0..1,
@@ -245,7 +251,7 @@ class StereoEdits:
         if settings.deblur and deblur_noise is not None:  # (2, N, ...): the caller's noise per frame
             self.deblur_noise = deblur_noise.to(device=like.device, dtype=like.dtype)
         elif settings.deblur:
-            gen = torch.Generator(device="cpu").manual_seed(int(seed or 0) + DEBLUR_SEED_OFFSET)
+            gen = torch.Generator(device="cpu").manual_seed(derived_seed(seed, DEBLUR_SEED_OFFSET))
             noise = torch.randn((2, pairs, *like.shape[1:]), generator=gen, dtype=torch.float32)
             self.deblur_noise = noise.to(device=like.device, dtype=like.dtype)
 

@@ -298,15 +298,23 @@ def right_from_left(
     return forward_warp(left, seen.image[:, 0], direction=-1, source_mask=seen.filled)
 
 
-def feather_weight(holes: torch.Tensor, feather: int) -> torch.Tensor:
-    """Weight (B, H, W) of the content that fills `holes`: 1 in them, 0 from 2 * feather pixels
-    away, a linear ramp between (a box blur of the holes grown by `feather`)."""
-    h = holes.float()
+def feather_into_holes(warped: torch.Tensor, holes: torch.Tensor, fill: torch.Tensor, feather: int) -> torch.Tensor:
+    """`warped` (B, C, H, W) outside `holes` (B, H, W), exactly; `fill` inside, blended over
+    `feather` pixels from the hole's rim with the warped pixels around it.
+
+    The seam lies on the hole side only, so every pixel that the warp filled (both eyes see it)
+    stays exact. A hole pixel takes the mean of the warped pixels in its (2 * feather + 1) window
+    for the share of that window they cover, and `fill` for the rest: half and half at the rim,
+    `fill` alone from `feather` pixels inside.
+    """
+    inside = holes.unsqueeze(1)
     if feather <= 0:
-        return h
-    k = 2 * int(feather) + 1
-    grown = F.max_pool2d(h.unsqueeze(1), k, stride=1, padding=int(feather))
-    return F.avg_pool2d(grown, k, stride=1, padding=int(feather), count_include_pad=False)[:, 0]
+        return torch.where(inside, fill, warped)
+    k, pad = 2 * int(feather) + 1, int(feather)
+    seen = (~inside).to(warped.dtype)
+    near = F.avg_pool2d(warped * seen, k, stride=1, padding=pad, count_include_pad=False)
+    share = F.avg_pool2d(seen, k, stride=1, padding=pad, count_include_pad=False)
+    return torch.where(inside, near + (1.0 - share) * fill, warped)
 
 
 def refine_right(
@@ -321,9 +329,9 @@ def refine_right(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Detail transfer: the right eye made of the full-resolution warp of `left` wherever the left
     eye sees the surface, and of `right` (the diffusion's own eye) in the disocclusions, with a
-    feathered seam. Both (B, C, H, W). Returns the new right eye and the holes (B, H, W, bool)."""
+    seam feathered into the holes only (`feather_into_holes`). Both (B, C, H, W). Returns the new
+    right eye and the holes (B, H, W, bool)."""
     if left.shape != right.shape:
         raise ValueError(f"left {tuple(left.shape)} and right {tuple(right.shape)} must have the same shape")
     warped = right_from_left(left, disparity, divergence, convergence, balance, floating_window)
-    weight = feather_weight(warped.holes, feather).unsqueeze(1).to(right.dtype)
-    return torch.lerp(warped.image.to(right.dtype), right, weight), warped.holes
+    return feather_into_holes(warped.image.to(right.dtype), warped.holes, right, feather), warped.holes

@@ -192,7 +192,8 @@ LAYOUT = f"""() => {{
         scale: app.canvas.ds.scale, node: [node.size[0], node.size[1]],
         element: box(v.element), canvas: box(v.canvas), bar: box(v.bar), status: box(v.status),
         pixels: [v.canvas.width, v.canvas.height],
-        imgs: node.imgs?.length ?? 0,
+        imgs: node.imgs?.length ?? 0, fit: getComputedStyle(v.canvas).objectFit,
+        controls: [v.modeSelect, v.pairSelect].map(el => getComputedStyle(el).backgroundColor),
         widgets: (node.widgets ?? []).map(w => w.name),
     }};
 }}"""
@@ -200,7 +201,8 @@ LAYOUT = f"""() => {{
 
 def test_viewer_fills_the_node_width_and_the_node_fits_the_pair(executed_viewer):
     page = executed_viewer.page
-    for mode in ("parallel", "anaglyph", "top-bottom"):
+    heights = []
+    for mode in ("parallel", "anaglyph", "top-bottom", "wiggle"):
         set_control(page, ".stereo-viewer-mode", mode)
         page.wait_for_timeout(300)
         box = page.evaluate(LAYOUT)
@@ -208,12 +210,18 @@ def test_viewer_fills_the_node_width_and_the_node_fits_the_pair(executed_viewer)
         pw, ph = box["pixels"]
         assert ew >= (box["node"][0] - 30) * scale, box  # the widget spans the node
         assert cw >= 0.98 * ew, box  # the picture fills the widget's width
-        assert ch / cw == pytest.approx(ph / pw, rel=0.02), box  # at the pair's own aspect ratio
+        # A side-by-side pair's box in every mode; taller pictures are fitted into it at their own aspect.
+        assert ch / cw == pytest.approx(H / (2 * W), rel=0.02), box
+        assert box["fit"] == "contain" and pw * ph > 0, box
+        heights.append(box["node"][1])
         # The widget holds the controls, the picture and the status line: nothing cut off, no empty band.
         assert 0 <= eh - (box["bar"][1] + ch + box["status"][1]) <= 16 * scale, box
         # The node is as tall as its widgets and the viewer need, not more: the title, three input
         # sockets and seven widgets take under 280 px.
         assert box["node"][1] * scale <= eh + 280 * scale, box
+        # The controls take the theme's input colours (the default theme is dark), not the browser's white.
+        assert all(c not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)") for c in box["controls"]), box
+    assert max(heights) - min(heights) < 1, heights  # switching modes never makes the node grow
     set_widget(page, "layout", "parallel-half")
 
 

@@ -188,7 +188,13 @@ def test_stereo_sampler_disparity_gives_the_map_after_sampling(tiny_sd15, depth_
         sampler_name="euler", disparity=torch.ones(1, 8, 8) * 0.5, divergence=20.0, convergence=0.0, subpixel=True,
         balance=0.0, shift_at=0.2, spsmd=True, spsmd_interval=0.2, deblur=True,
     ).result[0]
-    mask = read(sampler=given, stereo_latent={"samples": torch.zeros(4, 4, 8, 12)}).result[0]
+    with pytest.raises(ValueError, match="has not sampled yet"):  # a latent it did not make
+        read(sampler=given, stereo_latent={"samples": torch.zeros(4, 4, 8, 12)})
+    out = comfy.sample.sample_custom(
+        tiny_sd15, comfy.sample.prepare_noise(latent, 0), 5.0, given, sigmas, tiny_conditioning(seed=1),
+        tiny_conditioning(seed=2), latent, seed=0,
+    )
+    mask = read(sampler=given, stereo_latent={"samples": out}).result[0]
     assert mask.shape == (2, 64, 96) and torch.allclose(mask, torch.full_like(mask, 0.5))
 
 

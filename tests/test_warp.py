@@ -190,19 +190,35 @@ def test_refine_copies_the_left_eye_detail_and_keeps_the_holes(balance):
     diffusion = torch.rand_like(left)  # whatever the model painted
     refined, holes = refine_right(left, diffusion, scene.disparity, 8.0, 0.2, balance, feather=3)
     assert refined.shape == left.shape and holes.shape == (2, 80, 128)
-    # The diffusion's pixels stay exactly in the holes...
-    h = holes.unsqueeze(1).expand_as(refined)
-    assert torch.equal(refined[h], diffusion[h])
-    # ...and the warp of the left eye is everything farther than 2 * feather from them.
-    far = ~dilate_mask(holes, 6)
+    # Every pixel the warp filled is the warp of the left eye, exactly, right up to the holes...
     warped = right_from_left(left, scene.disparity, 8.0, 0.2, balance)
-    f = far.unsqueeze(1).expand_as(refined)
-    assert torch.equal(refined[f], warped.image[f])
-    visible = far & ~scene.right.holes & ~scene.right.edge_zone(2)
+    seen = (~holes).unsqueeze(1).expand_as(refined)
+    assert torch.equal(refined[seen], warped.image[seen])
+    visible = ~holes & ~scene.right.holes & ~scene.right.edge_zone(2)
     assert psnr(refined, scene.right.image.float().expand_as(refined), visible) >= 45.0
-    # The seam is a ramp between the two, never outside them.
-    lo, hi = torch.minimum(warped.image, diffusion), torch.maximum(warped.image, diffusion)
+    # ...and the diffusion's pixels are exact deeper than `feather` inside the holes.
+    deep = (~dilate_mask(~holes, 3)).unsqueeze(1).expand_as(refined)
+    assert deep.any() and torch.equal(refined[deep], diffusion[deep])
+    # The seam inside the holes stays within the range of the two.
+    lo = torch.minimum(warped.image.amin(dim=(2, 3), keepdim=True), diffusion)
+    hi = torch.maximum(warped.image.amax(dim=(2, 3), keepdim=True), diffusion)
     assert (refined >= lo - 1e-6).all() and (refined <= hi + 1e-6).all()
+
+
+@pytest.mark.parametrize("balance", [0.0, 0.5])
+def test_refine_feather_leaves_the_pixels_both_eyes_see_exact(balance):
+    """Feathering changes only hole pixels: the visible-pixel PSNR of feather 4 is that of feather 0."""
+    scene = layered_scene(80, 128, 8.0, 0.2, balance)
+    left = scene.left.image.float()
+    diffusion = torch.rand_like(left)
+    hard, holes = refine_right(left, diffusion, scene.disparity, 8.0, 0.2, balance, feather=0)
+    soft, _ = refine_right(left, diffusion, scene.disparity, 8.0, 0.2, balance, feather=4)
+    visible = ~holes & ~scene.right.holes & ~scene.right.edge_zone(2)
+    truth = scene.right.image.float()
+    assert psnr(soft, truth, visible) == psnr(hard, truth, visible) >= 45.0
+    seen = (~holes).unsqueeze(1).expand_as(soft)
+    assert torch.equal(soft[seen], hard[seen])
+    assert not torch.equal(soft, hard)  # the seam inside the holes is feathered
 
 
 def test_refine_rejects_mismatched_eyes():

@@ -319,6 +319,15 @@ def _display_target(g: Graph, *consumers: Node) -> Node:
     return target
 
 
+def _shared_inversion_settings(g: Graph, inversion: Node, stereo: Node, steps: int, cfg: float) -> tuple[Extra, Extra]:
+    """One steps and one cfg for the inversion and the sampler: the sampler retraces the inversion
+    only with the same values, so the UI holds each once."""
+    return (
+        g.primitive(steps, [(inversion, "steps"), (stereo, "steps")], title="steps (inversion and sampler)"),
+        g.primitive(cfg, [(inversion, "cfg"), (stereo, "cfg")], title="cfg (inversion and sampler)"),
+    )
+
+
 def _sampler_settings(steps=20, cfg=7.0):
     return dict(steps=steps, cfg=cfg, sampler_name="euler", scheduler="normal", denoise=1.0)
 
@@ -408,8 +417,9 @@ def photo_to_stereo(classes) -> dict:
         g.link(src, out, stereo, dst)
     outputs, previews = _stereo_outputs(g, ckpt, stereo, "stereo/photo_to_stereo", refine_with=(disparity, 0))
     display = _display_target(g, stereo, outputs[1])
-    g.columns([note, ckpt, photo], [pos, neg, scale, encode], [inversion, depth_model, disparity], [display, stereo],
-              outputs, previews)
+    steps, cfg = _shared_inversion_settings(g, inversion, stereo, steps=50, cfg=7.5)
+    g.columns([note, ckpt, photo], [steps, cfg, pos, neg, scale, encode], [inversion, depth_model, disparity],
+              [display, stereo], outputs, previews)
     return g.to_json("photo_to_stereo")
 
 
@@ -419,10 +429,12 @@ def depth_to_stereo(classes) -> dict:
         "Depth map to stereo\n\nYour own depth map (from a 3D program, a depth camera or another "
         "node pack) is used twice: as ControlNet depth conditioning, so the picture follows its "
         "shapes, and as the disparity of the stereo shift. Check 'invert' on Stereo Depth To "
-        "Disparity if near is dark in your map.\n\nControlNet models go to models/controlnet.",
-        size=(NODE_WIDTH, 330))
+        "Disparity if near is dark in your map.\n\nChoose your depth map in 'Depth map': it starts on "
+        "ComfyUI's example.png, which is a picture, not a depth map. Set the size once, in 'width' and "
+        "'height'.\n\nControlNet models go to models/controlnet.",
+        size=(NODE_WIDTH, 400))
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name=SD15_CHECKPOINT)
-    depth = g.node("LoadImage", title="Depth map", image="example.png", size=[NODE_WIDTH, 360])
+    depth = g.node("LoadImage", title="Depth map (choose yours: near = bright)", image="example.png", size=[NODE_WIDTH, 360])
     # The depth map is scaled and cropped to the size of the empty latent, so both line up.
     scale = g.node("ImageScale", upscale_method="bilinear", width=512, height=512, crop="center")
     g.link(depth, "IMAGE", scale, "image")
@@ -444,9 +456,11 @@ def depth_to_stereo(classes) -> dict:
         g.link(src, out, stereo, dst)
     seed = g.primitive(42, [(stereo, "seed")], title="seed")
     display = _display_target(g, stereo)
+    width = g.primitive(512, [(scale, "width"), (latent, "width")], title="width")
+    height = g.primitive(512, [(scale, "height"), (latent, "height")], title="height")
     outputs, previews = _stereo_outputs(g, ckpt, stereo, "stereo/depth_to_stereo")
-    g.columns([note, ckpt, depth], [pos, neg, scale, latent], [control, apply, to_disparity], [seed, display, stereo],
-              outputs, previews)
+    g.columns([note, ckpt, depth], [width, height, pos, neg, scale, latent], [control, apply, to_disparity],
+              [seed, display, stereo], outputs, previews)
     return g.to_json("depth_to_stereo")
 
 
@@ -522,9 +536,10 @@ def flux_photo_to_stereo(classes) -> dict:
         g.link(src, out, stereo, dst)
     outputs, previews = _stereo_outputs(g, vae, stereo, "stereo/flux_photo_to_stereo", refine_with=(disparity, 0))
     display = _display_target(g, stereo, outputs[1])
+    steps, cfg = _shared_inversion_settings(g, inversion, stereo, steps=20, cfg=1.0)
     *decoded, save = outputs  # decode, refine, side by side, anaglyph
-    g.columns([note, unet, clip, vae], [photo, scale, encode, depth_model, patch], [pos, neg, inversion, previews[0]],
-              [display, stereo], [disparity, *decoded], [save, previews[1]])
+    g.columns([note, unet, clip, vae, steps], [photo, scale, encode, depth_model, patch],
+              [pos, neg, inversion, previews[0]], [cfg, display, stereo], [disparity, *decoded], [save, previews[1]])
     return g.to_json("flux_photo_to_stereo")
 
 
@@ -641,7 +656,9 @@ def video_to_stereo(classes) -> dict:
     g.link(decode, 0, save, "stereo")
     g.link(parts, 2, save, "frame_rate")  # the clip's own frame rate
     g.link(parts, 1, save, "audio")
-    g.columns([note, ckpt, video], [parts, scale, encode], [pos, neg, display], [inversion, depth_model], [disparity, stereo], [decode, save])
+    steps, cfg = _shared_inversion_settings(g, inversion, stereo, steps=settings["steps"], cfg=settings["cfg"])
+    g.columns([note, ckpt, video], [parts, scale, encode, steps, cfg], [pos, neg, display], [inversion, depth_model],
+              [disparity, stereo], [decode, save])
     return g.to_json("video_to_stereo")
 
 
