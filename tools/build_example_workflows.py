@@ -538,8 +538,9 @@ def flux_photo_to_stereo(classes) -> dict:
     display = _display_target(g, stereo, outputs[1])
     steps, cfg = _shared_inversion_settings(g, inversion, stereo, steps=20, cfg=1.0)
     *decoded, save = outputs  # decode, refine, side by side, anaglyph
+    # Stereo Save Image last in its column: its viewer grows the node downwards in the UI.
     g.columns([note, unet, clip, vae, steps], [photo, scale, encode, depth_model, patch],
-              [pos, neg, inversion, previews[0]], [cfg, display, stereo], [disparity, *decoded], [save, previews[1]])
+              [pos, neg, inversion, previews[0]], [cfg, display, stereo], [disparity, *decoded], [previews[1], save])
     return g.to_json("flux_photo_to_stereo")
 
 
