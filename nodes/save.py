@@ -80,36 +80,24 @@ def saved(filename: str, subfolder: str, folder_type: str) -> dict:
 
 def save_frames(frames, left, right, filename_prefix, suffix, metadata, save_mpo) -> tuple[list[dict], list[dict]]:
     """One PNG (and optionally one MPO) per pair, numbered like the host's SaveImage numbers files."""
-    out_dir = folder_paths.get_output_directory()
-    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-        filename_prefix, out_dir, frames.shape[2], frames.shape[1]
-    )
+    folder, subfolder, bases = output_files(filename_prefix, frames.shape[2], frames.shape[1], frames.shape[0])
     pngs, mpos = [], []
-    for i, frame in enumerate(frames):
-        base = f"{name.replace('%batch_num%', str(i))}_{counter:05}"
+    for i, (frame, base) in enumerate(zip(frames, bases)):
         png = f"{base}{suffix}.png"
         info = metadata[i] if isinstance(metadata, list) else metadata  # per pair: its check figures
         to_pil(frame).save(os.path.join(folder, png), pnginfo=info, compress_level=4)
         pngs.append(saved(png, subfolder, "output"))
         if save_mpo:
             mpo = f"{base}.mpo"
-            with open(os.path.join(folder, mpo), "wb") as f:
-                f.write(stereo_mpo_bytes(to_pil(left[i]), to_pil(right[i])))
+            write_file(folder, mpo, stereo_mpo_bytes(to_pil(left[i]), to_pil(right[i])))
             mpos.append(saved(mpo, subfolder, "output"))
-        counter += 1
     return pngs, mpos
 
 
 def output_files(filename_prefix: str, width: int, height: int, count: int) -> tuple[str, str, list[str]]:
-    """(folder, subfolder, one base name per pair), numbered on like the host's SaveImage. The host
-    refuses a prefix that leads outside the output folder; this says which input caused it."""
+    """(folder, subfolder, one base name per pair), numbered on like the host's SaveImage. The
+    prefix was checked by check_filename_prefix (it stays inside the output folder)."""
     out_dir = folder_paths.get_output_directory()
-    target = os.path.abspath(os.path.join(out_dir, os.path.dirname(os.path.normpath(filename_prefix))))
-    if os.path.commonpath((os.path.abspath(out_dir), target)) != os.path.abspath(out_dir):
-        raise ValueError(
-            f"filename_prefix {filename_prefix!r} leads outside ComfyUI's output folder; "
-            "use a name or a subfolder inside it"
-        )
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir, width, height)
     bases = [f"{name.replace('%batch_num%', str(i))}_{counter + i:05}" for i in range(count)]
     return folder, subfolder, bases

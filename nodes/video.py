@@ -13,9 +13,11 @@ from comfy.cli_args import args
 from comfy_api.latest import io
 
 from ..stereo_ops import LAYOUTS, split_stereo
+from ..stereo_ops.checks import check_images
 from ..stereo_ops.stereo_video import MAX_CRF, MV_HEVC_MISSING, Audio, StereoVideoWriter, file_suffix, mv_hevc_encoder
 from ..stereo_ops.vr180 import MAX_FOV, MIN_FOV
 from .compose import LAYOUT_TOOLTIP, STEREO_TOOLTIP
+from .input_checks import check_filename_prefix
 
 CATEGORY = "stereo/output"
 STEREO_MP4, VR180_MP4, SPATIAL = "stereo MP4", "VR180 MP4", "Apple spatial video (MV-HEVC)"
@@ -108,7 +110,8 @@ class StereoSaveVideo(io.ComfyNode):
     @classmethod
     def execute(cls, stereo, filename_prefix, frame_rate, layout, format, vr180_fov, crf, audio=None) -> io.NodeOutput:
         check_format(format)
-        left, right = split_stereo(stereo, "stereo")
+        check_filename_prefix(filename_prefix)
+        left, right = split_stereo(check_images(stereo, "stereo"), "stereo")
         projection = "VR180" if format == VR180_MP4 else "flat"
         sound = Audio.from_comfy(audio, "audio") if audio is not None else None
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(

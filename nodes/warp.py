@@ -179,7 +179,7 @@ class StereoVideoFill(io.ComfyNode):
     def execute(
         cls, stereo, holes, disparity, divergence, convergence, balance, scene_cuts=True, display=None
     ) -> io.NodeOutput:
-        left, _ = split_stereo(stereo, "stereo")
+        left, _ = split_stereo(check_images(stereo, "stereo"), "stereo")
         g = node_geometry(disparity, divergence, convergence, display)
         starts = detect_scene_cuts(left) if scene_cuts else []
         n = left.shape[0]

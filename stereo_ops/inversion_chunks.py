@@ -20,11 +20,13 @@ def inversion_rows(inversion: StereoInversion, rows: slice) -> StereoInversion:
     """The inversion of the frames `rows` of an inverted clip."""
     n = inversion.start_latent.shape[0]
     unconds = inversion.uncond_embeddings
+    fingerprint = inversion.source_fingerprint
     return dataclasses.replace(
         inversion,
         start_latent=inversion.start_latent[rows],
         uncond_embeddings=None if unconds is None else tuple(_frame_rows(u, rows, n) for u in unconds),
         first_prediction=_frame_rows(inversion.first_prediction, rows, n),
+        source_fingerprint=None if fingerprint is None else fingerprint[rows],
     )
 
 
@@ -51,9 +53,11 @@ def join_inversions(parts: Sequence[StereoInversion]) -> StereoInversion:
             for i in range(len(first.uncond_embeddings))
         )
     predictions = [p.first_prediction for p in parts]
+    fingerprints = [p.source_fingerprint for p in parts]
     return dataclasses.replace(
         first,
         start_latent=torch.cat([p.start_latent for p in parts]),
         uncond_embeddings=unconds,
         first_prediction=None if any(p is None for p in predictions) else torch.cat(predictions),
+        source_fingerprint=None if any(f is None for f in fingerprints) else torch.cat(fingerprints),
     )

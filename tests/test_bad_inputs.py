@@ -115,6 +115,10 @@ GOOD: dict[str, dict[str, Any]] = {
     "StereoSamplerDisparity": {"sampler": kit_value("sampled_sampler"), "stereo_latent": kit_value("sampled_latent")},
     "StereoEstimateDisparity": {"disparity_model": kit_value("depth_model"), "image": images(1, 16, 16, 3)},
     "StereoDisparityModelLoader": {"model_name": "depthanything/bad_inputs_depth.safetensors", "download_if_missing": False},
+    "StereoCheck": {"stereo": images(2, 48, 48, 3)},
+    "StereoDisplayTarget": {"preset": "custom"},
+    "StereoVideoFill": {"stereo": images(4, 8, 8, 3), "holes": images(4, 8, 8), "disparity": images(2, 8, 8)},
+    "StereoSaveVideo": {"stereo": images(2, 8, 8, 3), "filename_prefix": "bad_inputs/clip"},
 }
 
 
@@ -149,6 +153,7 @@ BAD: list[Bad] = [
     Bad("StereoSaveImage", "filename_prefix", "nul\x00byte", r"filename_prefix contains a NUL"),
     Bad("StereoSaveImage", "filename_prefix", "x" * 300, r"filename_prefix has a part of 300 bytes"),
     Bad("StereoSaveImage", "stereo", images(2, 8, 8, 3, fill=NAN), r"stereo contains", "NaN (not a black PNG)"),
+    Bad("StereoSaveImage", "format", "spatial photo (HEIC)", r"stereo: each eye is 8x7, but a spatial photo", "odd size"),
     # The sampler: latents, conditioning, seeds.
     Bad("StereoKSampler", "latent_image", latent(0, 4, 8, 8), r"latent_image is empty"),
     Bad("StereoKSampler", "latent_image", latent(1, 3, 8, 8), r"latent_image has 3 channels but .* 4-channel"),
@@ -174,6 +179,18 @@ BAD: list[Bad] = [
     # The disparity a Stereo Sampler used: only for the latent it made.
     Bad("StereoSamplerDisparity", "sampler", kit_value("fresh_sampler"), r"stereo_latent: the Stereo Sampler has not sampled"),
     Bad("StereoSamplerDisparity", "stereo_latent", latent(2, 4, 16, 16), r"stereo_latent has shape \(2, 4, 16, 16\), but"),
+    # Stereo Check: pairs it cannot measure, maps that do not fit.
+    Bad("StereoCheck", "stereo", images(2, 48, 48, 3, fill=NAN), r"stereo contains NaN"),
+    Bad("StereoCheck", "stereo", images(2, 8, 8, 3), r"stereo images are 8x8; Stereo Check needs at least"),
+    Bad("StereoCheck", "stereo", images(3, 48, 48, 3), r"stereo must be a stereo batch of even size"),
+    Bad("StereoCheck", "disparity", images(3, 48, 48), r"disparity has 3 maps for 1 pairs"),
+    # Stereo Video Fill: the holes of another batch, non-finite frames.
+    Bad("StereoVideoFill", "holes", images(3, 8, 8), r"holes \(3, 8, 8\) must match the stereo batch"),
+    Bad("StereoVideoFill", "stereo", images(4, 8, 8, 3, fill=NAN), r"stereo contains 1 NaN"),
+    # Stereo Save Video: names outside the output folder, non-finite frames, a missing encoder.
+    Bad("StereoSaveVideo", "filename_prefix", "../escape", r"filename_prefix '../escape' climbs out"),
+    Bad("StereoSaveVideo", "stereo", images(2, 8, 8, 3, fill=NAN), r"stereo contains 1 NaN"),
+    Bad("StereoSaveVideo", "format", "Apple spatial video (MV-HEVC)", r"format: .*MV-HEVC", "no encoder here"),
 ]
 
 # Inputs whose GOOD value depends on the row (an inversion for the mismatch row).
@@ -182,6 +199,7 @@ ROW_INPUTS: dict[str, dict[str, Any]] = {
         "inversion": kit_value("inversion"), "sampler_name": "euler", "steps": 2, "cfg": 2.0,
     },
     "StereoDepthToDisparity.mask:B1HW mask": {"image": OMIT},
+    "StereoSaveImage.format:odd size": {"stereo": images(2, 7, 8, 3)},
 }
 
 
