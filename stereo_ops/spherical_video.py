@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from . import isobmff
+from .isobmff import box
+
 StereoMode = Literal["mono", "top-bottom", "left-right"]
 STEREO_MODES: dict[str, int] = {"mono": 0, "top-bottom": 1, "left-right": 2}
 
@@ -38,12 +41,9 @@ _SPHERICAL = {b"st3d", b"sv3d"}
 # Box writers, one per box of the RFC
 # ---------------------------------------------------------------------------------------------
 
-def box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
 def full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
-    return box(kind, struct.pack(">I", (version << 24) | flags) + payload)
+    """A FullBox, the argument order of the box writers below (version 0 unless told)."""
+    return isobmff.full_box(kind, version, flags, payload)
 
 
 def st3d(stereo_mode: StereoMode) -> bytes:
@@ -112,15 +112,10 @@ def iter_boxes(data: bytes | memoryview, start: int = 0, end: int | None = None)
     end = len(data) if end is None else end
     pos = start
     while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack_from(">Q", data, pos + 8)
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            raise ValueError(f"damaged MP4: box {kind!r} at byte {pos} has size {size}")
+        try:
+            kind, size, header = isobmff.read_box_header(data, pos, end)
+        except ValueError as exc:
+            raise ValueError(f"damaged MP4: {exc}") from None
         yield Box(kind, pos, header, size)
         pos += size
 

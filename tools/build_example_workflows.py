@@ -658,7 +658,7 @@ def video_to_stereo(classes) -> dict:
     g.link(parts, 2, save, "frame_rate")  # the clip's own frame rate
     g.link(parts, 1, save, "audio")
     steps, cfg = _shared_inversion_settings(g, inversion, stereo, steps=settings["steps"], cfg=settings["cfg"])
-    g.columns([note, ckpt, video], [parts, scale, encode, steps, cfg], [pos, neg, display], [inversion, depth_model],
+    g.columns([note, ckpt, video], [parts, scale, encode, steps, cfg, depth_model], [pos, neg, display, inversion],
               [disparity, stereo], [decode, save])
     return g.to_json("video_to_stereo")
 

@@ -36,9 +36,11 @@ def _details(spec: tuple) -> str:
     options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
     parts = []
     choices = spec[0] if isinstance(spec[0], list) else options.get("options")
-    # File lists depend on the machine and the host's sampler and scheduler lists on its version:
-    # only the pack's own short lists are written out.
-    if choices and len(choices) <= 12 and not any("/" in str(c) or "." in str(c) for c in choices):
+    # File lists (and so their default, the first file present) depend on the machine, and the
+    # host's sampler and scheduler lists on its version: only the pack's own short lists are written.
+    if choices and any("/" in str(c) or "." in str(c) for c in choices):
+        return "a file from the list"
+    if choices and len(choices) <= 12:
         parts.append("one of " + ", ".join(f"`{v}`" for v in choices))
     if "default" in options:
         parts.append(f"default `{options['default']}`")
