@@ -280,7 +280,7 @@ class StereoStream:
         out = torch.zeros_like(self.frames[t].disparity)
         for u, w in zip(shot, weights):
             out.add_(self.frames[u].disparity, alpha=w / total)
-        return out
+        return out.clamp_(0.0, 1.0)  # rounding can lift a convex combination of ones just above 1
 
     def _pair(self, t: int, disparity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.geometry
