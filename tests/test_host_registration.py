@@ -7,7 +7,7 @@ PUBLIC_NODE_IDS = {
     "StereoSplit", "StereoJoin", "StereoSideBySide", "StereoAnaglyph", "StereoSaveImage",
     "StereoNullTextInversion", "StereoKSampler", "StereoSampler", "StereoAttentionPatch",
     "StereoDisparityModelLoader", "StereoEstimateDisparity", "StereoDepthToDisparity",
-    "StereoSaveVideo", "StereoCheck",
+    "StereoSaveVideo", "StereoCheck", "StereoConvertVideoFile",
 }
 
 
