@@ -177,7 +177,8 @@ class StereoConvertVideoFile(io.ComfyNode):
         try:
             with StereoVideoWriter(out_path, float(info.fps), layout, crf, projection, vr180_fov, audio=sound,
                                    metadata=cls.metadata()) as writer:
-                frames = lambda start: read_frames(path, start, "video")  # noqa: E731
+                # The whole chain runs where the depth network runs; only finished pairs come back.
+                frames = lambda start: (f.to(patcher.load_device) for f in read_frames(path, start, "video"))  # noqa: E731
                 for _, left, right in convert_frames(frames, depth_for, settings, geometry, first_frame, frame_count):
                     writer.write_pairs(left.unsqueeze(0).to("cpu"), right.unsqueeze(0).to("cpu"))
                     progress.frame()

@@ -324,7 +324,7 @@ def depth_stream(model, arch, start: int, batch_size: int = 4, resolution: int =
         from .depth.video_inference import WindowedVideoDepth
 
         runner = WindowedVideoDepth(model, metric=arch.output != "disparity", input_size=resolution or arch.native_size,
-                                    device=device, dtype=dtype, micro_batch=batch_size, output_device="cpu")
+                                    device=device, dtype=dtype, micro_batch=batch_size)
         return ClipDepth(runner, disparity_like)
 
     def run(frames: torch.Tensor) -> torch.Tensor:
