@@ -74,3 +74,28 @@ def test_a_failing_segment_reports_the_servers_message(servers, tmp_path):
     with pytest.raises(SegmentError, match="first_frame .* is past the end"):
         convert_on_servers(prompt(), [servers[1].base_url], video, tmp_path / "joined.mp4", frames=100,
                            segments=2, poll=0.2, log=lambda _: None)
+
+
+def test_the_runner_cli_joins_the_segments_of_two_servers(host, servers, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from headless import comfy_host
+    from stereo_pack.stereo_ops.spherical_video import read_spherical_metadata
+
+    video = tmp_path / "film.mp4"
+    write_clip(video)
+    workflow = tmp_path / "convert.json"
+    workflow.write_text(json.dumps(prompt()))
+    cmd = [sys.executable, "-m", "headless.run_workflow", str(workflow), "--comfyui", str(host), "--cpu",
+           "--no-custom-nodes", "--video", str(video), "--servers", ",".join(s.base_url for s in servers),
+           "--output", str(tmp_path / "out")]
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    result = subprocess.run(cmd, cwd=comfy_host.PACK_DIR, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    joined = tmp_path / "out" / "film_stereo_LRF_Full_SBS.mp4"
+    assert result.stdout.strip().splitlines()[-1] == f"film.mp4 -> {joined}"
+    assert decode(joined).shape == (FRAMES, H, 2 * W, 3)
+    assert read_spherical_metadata(joined).stereo_mode == 2
