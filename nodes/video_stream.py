@@ -178,7 +178,11 @@ class StereoConvertVideoFile(io.ComfyNode):
             with StereoVideoWriter(out_path, float(info.fps), layout, crf, projection, vr180_fov, audio=sound,
                                    metadata=cls.metadata()) as writer:
                 # The whole chain runs where the depth network runs; only finished pairs come back.
-                frames = lambda start: (f.to(patcher.load_device) for f in read_frames(path, start, "video"))  # noqa: E731
+                def frames(start: int):
+                    for frame in read_frames(path, start, "video"):
+                        mm.throw_exception_if_processing_interrupted()  # also while the look-ahead fills
+                        yield frame.to(patcher.load_device)
+
                 for _, left, right in convert_frames(frames, depth_for, settings, geometry, first_frame, frame_count):
                     writer.write_pairs(left.unsqueeze(0).to("cpu"), right.unsqueeze(0).to("cpu"))
                     progress.frame()

@@ -133,21 +133,35 @@ def test_segments_joined_without_re_encoding_match_the_whole(dirs, depth):
 
 
 def test_an_interrupt_leaves_a_playable_tagged_file_of_the_frames_done(dirs, depth, monkeypatch):
+    import sys
+
     import comfy.model_management as mm
 
-    calls = {"n": 0}
+    module = sys.modules[node("StereoConvertVideoFile").__module__]
+    frame = module.Progress.frame
 
-    def interrupt_after_seven():
-        calls["n"] += 1
-        if calls["n"] > 7:
-            raise mm.InterruptProcessingException()
+    def cancel_after_eight_pairs(self):
+        frame(self)
+        if self.done == 8:  # Cancel pressed: the next check raises
+            monkeypatch.setattr(mm, "throw_exception_if_processing_interrupted", interrupted)
 
-    monkeypatch.setattr(mm, "throw_exception_if_processing_interrupted", interrupt_after_seven)
+    def interrupted():
+        raise mm.InterruptProcessingException()
+
+    monkeypatch.setattr(module.Progress, "frame", cancel_after_eight_pairs)
     with pytest.raises(mm.InterruptProcessingException):
         convert(depth)
     (path,) = (dirs / "out" / "video").glob("*.mp4")
     assert decode(path).shape[0] == 8
     assert read_spherical_metadata(path).stereo_mode == 2
+
+
+def test_vr180_writes_sv3d_and_the_player_name(dirs, depth):
+    path = convert(depth, format="VR180 MP4", frame_count=6, audio=False)
+    assert path.endswith("_180_LR.mp4")
+    meta = read_spherical_metadata(path)
+    assert meta.stereo_mode == 2 and meta.projection == "equirectangular"
+    assert decode(path).shape[0] == 6
 
 
 def test_an_unreadable_file_is_an_error_naming_the_input(dirs, depth):
