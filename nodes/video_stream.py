@@ -17,7 +17,7 @@ from ..stereo_ops.comfort import auto_settings
 from ..stereo_ops.stereo_geometry import DisplayTarget, StereoGeometry
 from ..stereo_ops.stereo_video import MAX_CRF, Audio, StereoVideoWriter, file_suffix
 from ..stereo_ops.video_file import AudioRange, probe, read_frames
-from ..stereo_ops.video_stream import StreamSettings, convert_frames, depth_stream
+from ..stereo_ops.video_stream import FILLS, StreamSettings, convert_frames, depth_stream
 from ..stereo_ops.vr180 import MAX_FOV, MIN_FOV
 from .comfort import DEFAULT_CONVERGENCE, DEFAULT_DIVERGENCE, IGNORED_WITH_DISPLAY, display_input
 from .compose import LAYOUT_TOOLTIP
@@ -76,7 +76,7 @@ class StereoConvertVideoFile(io.ComfyNode):
             "file, as a stream: decode, depth, disparity, Stereo Warp, hole fill and H.264 encoding a few "
             "frames at a time, so memory stays the same for a minute or an hour. The disparity scale is a "
             "running one (each frame stretched by the robust range of the frames around it, within its "
-            "shot); holes are filled per frame from their background side. A frame range (first_frame, "
+            "shot); holes are filled per frame from their background side, or with a background plate carried along the shot. A frame range (first_frame, "
             "frame_count) converts a segment: segments converted on several servers join without a seam. "
             "An interrupted run leaves a playable, tagged file of the frames converted so far.",
             inputs=[
@@ -123,6 +123,11 @@ class StereoConvertVideoFile(io.ComfyNode):
                              tooltip="Frames per call of a per-frame depth network; also the depth stage's "
                              "micro-batch for Video Depth Anything."),
                 display_input(),
+                io.Combo.Input("hole_fill", options=list(FILLS), default="per frame", optional=True,
+                               tooltip="per frame: each hole from its background side, frame by frame; segments "
+                               "equal the whole run exactly. temporal: a background plate per eye carried along "
+                               "the shot (the forward pass of Stereo Video Fill): holes show background seen "
+                               "earlier and barely flicker; segments warm it up over their look-back."),
             ],
             outputs=[io.String.Output("file", tooltip="Path of the saved video file.")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
@@ -141,14 +146,14 @@ class StereoConvertVideoFile(io.ComfyNode):
     @classmethod
     def execute(cls, video, disparity_model, filename_prefix, divergence, convergence, temporal_smoothing,
                 scale_window, scene_cut_sensitivity, first_frame, frame_count, layout, format, vr180_fov, crf,
-                audio, resolution, batch_size, display=None) -> io.NodeOutput:
+                audio, resolution, batch_size, display=None, hole_fill="per frame") -> io.NodeOutput:
         if not folder_paths.exists_annotated_filepath(video):
             raise ValueError(f"video: {video!r} is not in the input folder")
         path = folder_paths.get_annotated_filepath(video)
         info = probe(path, "video")
         if info.frames and first_frame >= info.frames:
             raise ValueError(f"first_frame {first_frame} is past the end of the video ({info.frames} frames)")
-        settings = StreamSettings(temporal_smoothing, scale_window, scene_cut_sensitivity, batch_size)
+        settings = StreamSettings(temporal_smoothing, scale_window, scene_cut_sensitivity, batch_size, hole_fill)
         geometry = stream_geometry(divergence, convergence, display)
         projection = "VR180" if format == VR180_MP4 else "flat"
         total = (min(frame_count, info.frames - first_frame) if frame_count and info.frames

@@ -19,8 +19,13 @@ and discards them:
 - geometry: one for the whole stream. With a display target the stretch already maps each window's
   robust range to [0, 1], so the automatic setting is the one for the range 0..1: fixed, so the
   depth never pumps, and the same in every segment;
-- holes: the per-frame background-side fill (`hole_fill`). The temporal fill runs forwards and
-  backwards over the whole clip and does not stream.
+- holes: the per-frame background-side fill (`hole_fill`), or (`fill="temporal"`) the forward
+  pass of the temporal fill (`temporal_fill.forward_step`): a background plate per eye carried
+  along the shot, so a hole shows background seen in earlier frames, and what no frame showed is
+  invented once and carried along instead of flickering. The backward pass (background seen only
+  later) needs the whole shot and is left out. The plate is state from the shot's start: a
+  segment warms it up over its look-back, so its holes are close to, not bit-equal with, the
+  whole clip's (visible pixels stay equal).
 
 Per-frame depth networks run in batches aligned to absolute frame numbers (frames k*B .. k*B+B-1),
 so a segment batches its frames exactly as the whole clip does. Clip models (Video Depth Anything)
@@ -40,11 +45,14 @@ from .comfort import ROBUST_PERCENTILES
 from .hole_fill import background_side_fill
 from .scene_cuts import CONTRAST, MIN_JUMP, WINDOW as CUT_WINDOW, histograms, thumbnails
 from .stereo_geometry import StereoGeometry
+from .temporal_fill import forward_step
 from .warp import stereo_warp
+from .warp_clip import eye_disparity
 
 _EPS = 1e-12
 _QUANTILE_SAMPLES = 1 << 16  # pixels per frame the robust range is read from (a fixed stride)
 MAX_SMOOTH_RADIUS = 32
+FILLS = ("per frame", "temporal")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class StreamSettings:
     scale_radius: int = 24  # frames either side whose robust ranges set a frame's disparity scale
     cut_sensitivity: float = 1.0  # 0 turns scene-cut detection off
     batch_size: int = 4  # frames per call of a per-frame depth network
+    fill: str = "per frame"  # or "temporal": the forward pass of the temporal fill
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smoothing < 1.0:
@@ -63,6 +72,8 @@ class StreamSettings:
             raise ValueError(f"scene_cut_sensitivity must be 0 (off) or positive, got {self.cut_sensitivity}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.fill not in FILLS:
+            raise ValueError(f"hole_fill must be one of {', '.join(FILLS)}; got {self.fill!r}")
 
     @property
     def smooth_radius(self) -> int:
@@ -167,6 +178,7 @@ class StereoStream:
         self.n_raw = self.n_cut = self.n_disp = self.n_out = self.read_start
         self.end: int | None = None  # the clip's length, once the reader has hit it
         self.size: tuple[int, int] | None = None
+        self.plates: list = [None, None]  # the temporal fill's state per eye
 
     @property
     def done(self) -> bool:
@@ -236,6 +248,8 @@ class StereoStream:
             if t >= self.first:
                 left, right = self._pair(t, self._smoothed(t))
                 out.append((t, left, right))
+            elif s.fill == "temporal":
+                self._pair(t, self._smoothed(t))  # the look-back warms the plates up
             self.n_out += 1
             self._forget()
         return out
@@ -287,10 +301,19 @@ class StereoStream:
         image = self.frames[t].image
         views = stereo_warp(image.permute(2, 0, 1).unsqueeze(0), disparity.unsqueeze(0), g.divergence,
                             g.convergence, self.balance, g.floating_window)
+        temporal = self.settings.fill == "temporal"
+        if temporal and (t == self.read_start or self.frames[t].cut):
+            self.plates = [None, None]
         eyes = []
-        for view, direction in ((views.left, 1), (views.right, -1)):
+        for k, (view, direction) in enumerate(((views.left, 1), (views.right, -1))):
             picture, holes = view.image[0], view.holes[0]
-            if bool(holes.any()):
+            moved = (self.balance if direction > 0 else 1.0 - self.balance) > 0.0
+            if temporal and moved:
+                eye_map = eye_disparity(disparity, g.divergence, g.convergence, self.balance, direction < 0,
+                                        g.floating_window)
+                self.plates[k], picture, _ = forward_step(self.plates[k], picture.contiguous(), holes, eye_map,
+                                                          direction)
+            elif bool(holes.any()):
                 picture = background_side_fill(picture, holes, direction)
             eyes.append(picture.permute(1, 2, 0))
         return eyes[0], eyes[1]

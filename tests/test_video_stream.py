@@ -119,3 +119,56 @@ def test_video_depth_anything_streams_through_its_windows(model):
     diff = max(float((a[2] - b[2]).abs().mean()) for a, b in zip(whole[30:], part))
     assert diff < 0.05  # measured 0.018 (random weights); the eyes themselves differ by more
     assert max(float((a[1] - a[2]).abs().mean()) for a in whole[30:]) > diff
+
+
+def _truth_stream(clip, fill: str):
+    """The stream on a synthetic clip with its true disparity as the depth, the geometry chosen so
+    that the stretched maps warp exactly as the truth does (divergence clip.divergence, convergence 0)."""
+    from stereo_pack.stereo_ops.video_stream import FrameDepth, robust_range
+
+    truth = clip.disparity.float()
+    n = truth.shape[0]
+    ranges = [robust_range(d) for d in truth]
+    lo, hi = sum(r[0] for r in ranges) / n, sum(r[1] for r in ranges) / n
+    maps = iter(truth)
+    depth = FrameDepth(lambda frames: torch.stack([next(maps) for _ in frames]), 1, 0)
+    settings = StreamSettings(smoothing=0.0, scale_radius=n, cut_sensitivity=0.0, batch_size=1, fill=fill)
+    geometry = StereoGeometry(clip.divergence * (hi - lo), -lo / (hi - lo))
+    stream = StereoStream(depth, settings, geometry)
+    pairs = [p for frame in clip.center.permute(0, 2, 3, 1) for p in stream.push(frame.contiguous())]
+    pairs += stream.finish()
+    return torch.stack([right for _, _, right in pairs])
+
+
+def test_the_temporal_fill_streams_forward_and_holds_holes_steadier_than_the_per_frame_fill():
+    from bench.bench_video_fill import fill_figures
+    from stereo_pack.stereo_ops.synthetic_scenes import moving_clip
+    from stereo_pack.stereo_ops.warp_clip import warp_clip
+
+    clip = moving_clip(frames=8, height=54, width=96, camera=(-2.0, 0.0))
+    n = clip.center.shape[0]
+    stereo, holes = warp_clip(clip.center.permute(0, 2, 3, 1).contiguous(), clip.disparity.float(), clip.divergence)
+    eye_holes, warped = holes[n:] > 0.5, stereo[n:]
+    per_frame = _truth_stream(clip, "per frame")
+    temporal = _truth_stream(clip, "temporal")
+    visible = ~(holes[n:] > 0.5)
+    assert torch.equal(per_frame[visible], temporal[visible])  # only holes are written
+    base, ours = (fill_figures(clip, r, eye_holes, warped) for r in (per_frame, temporal))
+    # Measured: flicker 0.0011 against 0.017; error 0.044 against 0.038 (holes whose background
+    # shows only in later frames get a carried invention; the two-pass Stereo Video Fill has 0.020).
+    assert ours["flicker"] < 0.2 * base["flicker"]
+    assert ours["error"] < 1.3 * base["error"]
+
+
+def test_segments_with_the_temporal_fill_differ_from_the_whole_in_holes_only_slightly(model):
+    clip = panning_clip()
+    settings = StreamSettings(smoothing=0.5, scale_radius=6, batch_size=4, fill="temporal")
+    whole = convert(clip, model, settings)
+    # The second segment starts reading at frame 4, the whole clip's plates at 0; both restart at the cut (30).
+    parts = convert(clip, model, settings, 0, 25) + convert(clip, model, settings, 25, 0)
+    assert [t for t, _, _ in parts] == list(range(clip.shape[0]))
+    # The plate takes every visible pixel, so what it held before the look-back is soon replaced:
+    # equal here, though nothing guarantees it bit for bit.
+    assert max(float((a[2] - b[2]).abs().max()) for a, b in zip(whole, parts)) < 0.05
+    per_frame = convert(clip, model, StreamSettings(smoothing=0.5, scale_radius=6, batch_size=4))
+    assert any(not torch.equal(a[2], b[2]) for a, b in zip(whole, per_frame))  # the fills do differ

@@ -157,7 +157,7 @@ def test_an_interrupt_leaves_a_playable_tagged_file_of_the_frames_done(dirs, dep
 
 
 def test_vr180_writes_sv3d_and_the_player_name(dirs, depth):
-    path = convert(depth, format="VR180 MP4", frame_count=6, audio=False)
+    path = convert(depth, format="VR180 MP4", frame_count=6, audio=False, hole_fill="temporal")
     assert path.endswith("_180_LR.mp4")
     meta = read_spherical_metadata(path)
     assert meta.stereo_mode == 2 and meta.projection == "equirectangular"
