@@ -3,6 +3,7 @@ pipeline) against the clip length.
 
     python -m bench.bench_video_stream                          # 100 and 1000 frames at 512x288
     python -m bench.bench_video_stream --frames 50 500 --sizes 256x144
+    python -m bench.bench_video_stream --fill temporal --frames 100
 
 Each run is a fresh process. Frames are made on the fly (a panning random texture: nothing holds
 the clip), go through the tiny Depth Anything V2 of testkit.tiny_depth at the frame's shorter side
@@ -33,7 +34,7 @@ def _frames(n: int, height: int, width: int):
         yield torch.roll(texture, t, dims=1)[:, :width].contiguous()
 
 
-def measure(frames: int, height: int, width: int) -> dict:
+def measure(frames: int, height: int, width: int, fill: str = "per frame") -> dict:
     import torch
 
     from stereo_pack.stereo_ops.depth import detect_architecture
@@ -46,7 +47,7 @@ def measure(frames: int, height: int, width: int) -> dict:
     model = tiny_depth_anything()
     arch = detect_architecture(model.state_dict())
     resolution = max(arch.multiple, min(height, width) // arch.multiple * arch.multiple)
-    settings = StreamSettings()
+    settings = StreamSettings(fill=fill)
     geometry = StereoGeometry(2.5, 0.5)
 
     def run(n: int, path: str) -> None:
@@ -64,10 +65,10 @@ def measure(frames: int, height: int, width: int) -> dict:
     return {"peak_mib": peak, "fps": frames / seconds}
 
 
-def run_fresh(frames: int, width: int, height: int) -> dict:
+def run_fresh(frames: int, width: int, height: int, fill: str) -> dict:
     from headless import comfy_host
 
-    cmd = [sys.executable, "-m", "bench.bench_video_stream", "--run", f"{frames},{width},{height}"]
+    cmd = [sys.executable, "-m", "bench.bench_video_stream", "--run", f"{frames},{width},{height}", "--fill", fill]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}  # as bench_video_memory: free memory goes back
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=comfy_host.PACK_DIR, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -77,19 +78,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--sizes", nargs="+", default=["512x288"], help="WIDTHxHEIGHT")
+    parser.add_argument("--fill", default="per frame", choices=["per frame", "temporal"])
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # the child: FRAMES,WIDTH,HEIGHT
     args = parser.parse_args()
     if args.run:
         frames, width, height = (int(v) for v in args.run.split(","))
-        print(json.dumps(measure(frames, height, width)))
+        print(json.dumps(measure(frames, height, width, args.fill)))
         return
-    print("| size | frames | frames/s | peak rise |")
-    print("|---|---|---|---|")
+    print("| size | frames | fill | frames/s | peak rise |")
+    print("|---|---|---|---|---|")
     for size in args.sizes:
         width, height = (int(v) for v in size.split("x"))
         for frames in args.frames:
-            r = run_fresh(frames, width, height)
-            print(f"| {size} | {frames} | {r['fps']:.1f} | {r['peak_mib']:.0f} MiB |", flush=True)
+            r = run_fresh(frames, width, height, args.fill)
+            print(f"| {size} | {frames} | {args.fill} | {r['fps']:.1f} | {r['peak_mib']:.0f} MiB |", flush=True)
 
 
 if __name__ == "__main__":
