@@ -44,7 +44,8 @@ def split_frames(total: int, parts: int) -> list[tuple[int, int]]:
 def convert_node_id(prompt: dict) -> str:
     ids = [k for k, node in prompt.items() if node.get("class_type") == CONVERT_NODE]
     if len(ids) != 1:
-        raise SegmentError(f"--servers needs a workflow with exactly one Stereo Convert Video File node; found {len(ids)}")
+        raise SegmentError("--servers needs a workflow with exactly one Stereo Convert Video File node; "
+                           f"found {len(ids)}")
     return ids[0]
 
 

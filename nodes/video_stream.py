@@ -76,8 +76,9 @@ class StereoConvertVideoFile(io.ComfyNode):
             "file, as a stream: decode, depth, disparity, Stereo Warp, hole fill and H.264 encoding a few "
             "frames at a time, so memory stays the same for a minute or an hour. The disparity scale is a "
             "running one (each frame stretched by the robust range of the frames around it, within its "
-            "shot); holes are filled per frame from their background side, or with a background plate carried along the shot. A frame range (first_frame, "
-            "frame_count) converts a segment: segments converted on several servers join without a seam. "
+            "shot); holes are filled per frame from their background side, or with a background plate "
+            "carried along the shot. A frame range (first_frame, frame_count) converts a segment: segments "
+            "converted on several servers join without a seam. "
             "An interrupted run leaves a playable, tagged file of the frames converted so far.",
             inputs=[
                 io.Combo.Input("video", options=input_videos(), upload=io.UploadType.video,

@@ -117,6 +117,18 @@ def test_converts_a_file_to_a_tagged_stereo_video_with_its_sound(dirs, depth):
     assert abs(audio_samples(path) - FRAMES / FPS * RATE) <= 2048
 
 
+def test_progress_is_logged_with_frames_per_second_and_time_left(dirs, depth, monkeypatch, caplog):
+    import logging
+    import sys
+
+    monkeypatch.setattr(sys.modules[node("StereoConvertVideoFile").__module__], "LOG_EVERY", 10)
+    with caplog.at_level(logging.INFO, logger="StereoDiffusion"):
+        convert(depth, audio=False)
+    lines = [r.getMessage() for r in caplog.records if "frames/s" in r.getMessage()]
+    assert "Stereo Convert Video File clip.mp4: 10/30 frames" in lines[0] and "s left" in lines[0]
+    assert len(lines) == 4  # at 10, 20 and 30 frames, and the closing line
+
+
 def test_segments_joined_without_re_encoding_match_the_whole(dirs, depth):
     from stereo_pack.stereo_ops.video_join import join_segments
 
