@@ -7,7 +7,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
 
 from stereo_pack.stereo_ops.spherical_video import read_spherical_metadata
 
