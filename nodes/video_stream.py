@@ -193,6 +193,10 @@ class StereoConvertVideoFile(io.ComfyNode):
                     writer.write_pairs(left.unsqueeze(0).to("cpu"), right.unsqueeze(0).to("cpu"))
                     progress.frame()
                     mm.throw_exception_if_processing_interrupted()
+        except ValueError as exc:
+            if progress.done == 0 and "no frames were written" in str(exc):
+                raise ValueError(f"first_frame {first_frame}: {video} has no frames from there on") from exc
+            raise
         finally:
             if sound is not None:
                 sound.samples.close()

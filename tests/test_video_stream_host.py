@@ -175,6 +175,11 @@ def test_vr180_writes_sv3d_and_the_player_name(dirs, depth):
     assert decode(path).shape[0] == 6
 
 
+def test_a_first_frame_past_the_end_is_an_error_naming_it(dirs, depth):
+    with pytest.raises(ValueError, match="^first_frame 30 is past the end of the video"):
+        convert(depth, first_frame=FRAMES)
+
+
 def test_an_unreadable_file_is_an_error_naming_the_input(dirs, depth):
     (dirs / "in" / "broken.mp4").write_bytes(b"not a video at all")
     with pytest.raises(ValueError, match="^video: cannot read broken.mp4"):
