@@ -88,6 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", action="append", default=[], metavar="DIR",
                         help="extra models folder laid out like ComfyUI/models (checkpoints/, controlnet/, ...), searched first (repeatable)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU")
+    parser.add_argument("--servers", help="comma-separated ComfyUI servers (http://host:port,...): the workflow's "
+                        "Stereo Convert Video File runs on them in segments, joined into one file (needs --video)")
+    parser.add_argument("--video", help="with --servers: the video file to convert (uploaded to every server)")
+    parser.add_argument("--segments", type=int, help="with --servers: how many segments (default: one per server)")
     parser.add_argument("--no-custom-nodes", action="store_true", help="load only ComfyUI's own nodes and this pack")
     parser.add_argument("--print-prompt", action="store_true", help="print each API prompt before running it")
     parser.add_argument("--dry-run", action="store_true",
@@ -103,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             overrides.parse_assignment(assignment)
         except overrides.OverrideError as exc:
             parser.error(str(exc))
+    if args.servers and not args.video:
+        parser.error("--servers needs --video (the file the servers convert)")
     return args
 
 
@@ -276,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if problems:
         raise settings_error(args, problems)
+    if args.servers:
+        return run_on_servers(args, runs[0][1], Path(folder_paths.get_output_directory()))
 
     progress = console_progress.ConsoleProgress(
         current_node=lambda: console_progress.executing_node() or getattr(server, "last_node_id", None)
@@ -300,6 +308,30 @@ def run(args: argparse.Namespace) -> int:
         for f in files:
             print(f"{label} -> {f}", flush=True)
     return 1 if failures else 0
+
+
+def run_on_servers(args, prompt: dict, output: Path) -> int:
+    """The prompt's Stereo Convert Video File on several servers, one segment each, joined here."""
+    if __package__:
+        from . import segment_servers
+    else:
+        import segment_servers
+    from stereo_pack.stereo_ops.stereo_video import file_suffix
+
+    video = Path(args.video).expanduser().resolve()
+    if not video.is_file():
+        raise SystemExit(f"--video {args.video}: no such file")
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    try:
+        node = prompt[segment_servers.convert_node_id(prompt)]["inputs"]
+        projection = "VR180" if node.get("format") == "VR180 MP4" else "flat"
+        out = output / f"{video.stem}_stereo{file_suffix(node.get('layout', 'parallel'), projection)}.mp4"
+        joined = segment_servers.convert_on_servers(prompt, servers, video, out, segments=args.segments)
+    except segment_servers.SegmentError as exc:
+        print(f"FAILED {video.name}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{video.name} -> {joined}", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ _NODE_MODULES: dict[str, str | None] = {
     "comfort": None,
     "check": None,
     "video": "av",
+    "video_stream": "av",
 }
 
 

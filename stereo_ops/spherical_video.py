@@ -220,6 +220,15 @@ def read_spherical_metadata(path: str | os.PathLike) -> SphericalMetadata:
     return SphericalMetadata(entry.kind.decode("latin-1"), stereo, projection, source, pose, bounds)
 
 
+def spherical_boxes(path: str | os.PathLike) -> bytes:
+    """The st3d and sv3d boxes of the first video track's sample entry, as bytes (to copy them into
+    another file with `inject_spherical_metadata`); empty when it has none."""
+    _, moov = _read_moov(path)
+    entry = video_sample_entry_path(moov)[-1]
+    return b"".join(bytes(moov[b.start:b.end]) for b in sample_entry_children(moov, entry)
+                    if b.kind in (b"st3d", b"sv3d"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing boxes into a finished file
 # ---------------------------------------------------------------------------------------------

@@ -131,29 +131,45 @@ def temporal_fill(
         plate = None
         for t in range(scene.start, scene.stop):
             view, holes, disparity = frame(t)
-            plate = _observe(plate, view, ~holes, disparity, step(t, t - 1) if plate is not None else None)
-            # A hole shows what lies behind the object beside it: the plate's surface may fill it only
-            # if it is no nearer than the hole's background side (not the object itself, which the
-            # plate may hold from a frame where the object stood there).
-            background = _background_disparity(disparity, holes, direction)
-            behind = plate.disparity <= background + NEARER
-            seen_before = holes & behind & (plate.flag == _SEEN)
-            later = holes & ~seen_before & (unseen[t] > 0.5)
-            result = torch.where(seen_before, plate.colour, out[t].to(view.dtype))
-            carried = holes & ~seen_before & ~later & behind & (plate.flag == _INVENTED)
-            result = torch.where(carried, plate.colour, result)
-            new = holes & ~(seen_before | later | carried)
-            if bool(new.any()):
-                result = torch.where(new, background_side_fill(result, new, direction), result)
-            # What this frame added to the plate: the background seen later, and the invention.
-            added = later | new
-            plate.colour = torch.where(added, result, plate.colour)
-            plate.disparity = torch.where(added, background, plate.disparity)
-            plate.flag = torch.where(later, _SEEN, torch.where(new, _INVENTED, plate.flag)).to(torch.uint8)
+            plate, result, invented = forward_step(plate, view, holes, disparity, direction, out[t].to(view.dtype),
+                                                   unseen[t] > 0.5, step(t, t - 1) if plate is not None else None)
             out[t] = result
-            unseen[t] = (carried | new).to(unseen.dtype)
+            unseen[t] = invented.to(unseen.dtype)
             if on_frame is not None:
                 on_frame()
+
+
+def forward_step(
+    plate: _Plate | None, view: torch.Tensor, holes: torch.Tensor, disparity: torch.Tensor, direction: int,
+    base: torch.Tensor | None = None, seen_later: torch.Tensor | None = None, affine: torch.Tensor | None = None,
+) -> tuple[_Plate, torch.Tensor, torch.Tensor]:
+    """One frame of the forward pass: the plate carried to this frame and updated, the filled view
+    and the mask of the hole pixels filled by invention (carried or new).
+
+    `base` is the view with the backward pass's fills (the holes in `seen_later`) already in; a
+    stream, which has no backward pass, gives neither and gets the forward-only fill: background
+    seen in earlier frames of the shot, else the per-frame fill carried along with the scene."""
+    plate = _observe(plate, view, ~holes, disparity, affine)
+    base = view if base is None else base
+    # A hole shows what lies behind the object beside it: the plate's surface may fill it only
+    # if it is no nearer than the hole's background side (not the object itself, which the
+    # plate may hold from a frame where the object stood there).
+    background = _background_disparity(disparity, holes, direction)
+    behind = plate.disparity <= background + NEARER
+    seen_before = holes & behind & (plate.flag == _SEEN)
+    later = holes & ~seen_before & seen_later if seen_later is not None else torch.zeros_like(holes)
+    result = torch.where(seen_before, plate.colour, base)
+    carried = holes & ~seen_before & ~later & behind & (plate.flag == _INVENTED)
+    result = torch.where(carried, plate.colour, result)
+    new = holes & ~(seen_before | later | carried)
+    if bool(new.any()):
+        result = torch.where(new, background_side_fill(result, new, direction), result)
+    # What this frame added to the plate: the background seen later, and the invention.
+    added = later | new
+    plate.colour = torch.where(added, result, plate.colour)
+    plate.disparity = torch.where(added, background, plate.disparity)
+    plate.flag = torch.where(later, _SEEN, torch.where(new, _INVENTED, plate.flag)).to(torch.uint8)
+    return plate, result, carried | new
 
 
 def _background_disparity(disparity: torch.Tensor, holes: torch.Tensor, direction: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ PUBLIC_NODE_IDS = {
     "StereoNullTextInversion", "StereoKSampler", "StereoSampler", "StereoAttentionPatch",
     "StereoDisparityModelLoader", "StereoEstimateDisparity", "StereoDepthToDisparity",
     "StereoSaveVideo", "StereoCheck", "StereoWarp", "StereoRefine", "StereoDisplayTarget", "StereoVideoFill",
-    "StereoSamplerDisparity",
+    "StereoSamplerDisparity", "StereoConvertVideoFile",
 }
 
 
