@@ -21,6 +21,7 @@ from ..stereo_ops.video_stream import FILLS, StreamSettings, convert_frames, dep
 from ..stereo_ops.vr180 import MAX_FOV, MIN_FOV
 from .comfort import DEFAULT_CONVERGENCE, DEFAULT_DIVERGENCE, IGNORED_WITH_DISPLAY, display_input
 from .compose import LAYOUT_TOOLTIP
+from .input_checks import check_filename_prefix
 from .stereo_types import DisparityModelType
 from .video import STEREO_MP4, VR180_MP4, video_metadata
 
@@ -148,6 +149,7 @@ class StereoConvertVideoFile(io.ComfyNode):
     def execute(cls, video, disparity_model, filename_prefix, divergence, convergence, temporal_smoothing,
                 scale_window, scene_cut_sensitivity, first_frame, frame_count, layout, format, vr180_fov, crf,
                 audio, resolution, batch_size, display=None, hole_fill="per frame") -> io.NodeOutput:
+        check_filename_prefix(filename_prefix)
         if not folder_paths.exists_annotated_filepath(video):
             raise ValueError(f"video: {video!r} is not in the input folder")
         path = folder_paths.get_annotated_filepath(video)

@@ -119,6 +119,10 @@ GOOD: dict[str, dict[str, Any]] = {
     "StereoDisplayTarget": {"preset": "custom"},
     "StereoVideoFill": {"stereo": images(4, 8, 8, 3), "holes": images(4, 8, 8), "disparity": images(2, 8, 8)},
     "StereoSaveVideo": {"stereo": images(2, 8, 8, 3), "filename_prefix": "bad_inputs/clip"},
+    "StereoConvertVideoFile": {
+        "video": "bad_inputs_clip.mp4", "disparity_model": kit_value("depth_model"), "filename_prefix": "bad_inputs/file",
+        "audio": False,
+    },
 }
 
 
@@ -191,6 +195,9 @@ BAD: list[Bad] = [
     Bad("StereoSaveVideo", "filename_prefix", "../escape", r"filename_prefix '../escape' climbs out"),
     Bad("StereoSaveVideo", "stereo", images(2, 8, 8, 3, fill=NAN), r"stereo contains 1 NaN"),
     Bad("StereoSaveVideo", "format", "Apple spatial video (MV-HEVC)", r"format: .*MV-HEVC", "no encoder here"),
+    # Stereo Convert Video File: names outside the output folder, a range past the end.
+    Bad("StereoConvertVideoFile", "filename_prefix", "../escape", r"filename_prefix '../escape' climbs out"),
+    Bad("StereoConvertVideoFile", "first_frame", 1000, r"first_frame 1000 is past the end of the video \(4 frames\)"),
 ]
 
 # Inputs whose GOOD value depends on the row (an inversion for the mismatch row).
@@ -307,6 +314,17 @@ def build_prompt(kit, row_key: str, node_id: str, inputs: dict) -> dict:
     return prompt
 
 
+def _write_tiny_clip(path, frames: int = 4) -> None:
+    av = pytest.importorskip("av")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 18, "yuv420p"
+        for t in range(frames):
+            rgb = torch.rand(18, 32, 3, generator=torch.Generator().manual_seed(t)).mul(255).byte().numpy()
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
 @pytest.fixture(scope="module")
 def kit(pack, tmp_path_factory):
     """The tiny models and the objects some rows need, built once."""
@@ -360,8 +378,14 @@ def kit(pack, tmp_path_factory):
     k.depth_model = DisparityModel(
         comfy.model_patcher.ModelPatcher(depth, load_device=cpu, offload_device=cpu), arch, torch.float32, "tiny"
     )
+    # A clip in a test input folder, for the file converter.
+    in_dir = tmp_path_factory.mktemp("bad_inputs_in")
+    old_input = folder_paths.get_input_directory()
+    folder_paths.set_input_directory(str(in_dir))
+    _write_tiny_clip(in_dir / "bad_inputs_clip.mp4")
     k.executor = prompt_execution.new_executor()
     yield k
+    folder_paths.set_input_directory(old_input)
     folder_paths.set_output_directory(old)
     for name in [n for n in __import__("nodes").NODE_CLASS_MAPPINGS if n.startswith((SOURCE_PREFIX, SINK_PREFIX))]:
         del __import__("nodes").NODE_CLASS_MAPPINGS[name]
