@@ -131,10 +131,11 @@ def comfy_server(host, tmp_path_factory):
     y, x = np.mgrid[0:96, 0:96]
     photo = np.stack([x * 2.5, y * 3.0, (x + y) * 1.4], -1).clip(0, 255).astype(np.uint8)
     Image.fromarray(photo).save(base / "input" / "example.png")
-    from test_video_workflow import _load_host_video_nodes, _write_clip
+    from test_video_workflow import _write_clip
+    from testkit.host_folders import load_host_video_nodes
 
     _write_clip(base / "input" / "example.mp4")
-    _load_host_video_nodes(host)  # the server has them; the converter in this process needs them too
+    load_host_video_nodes(host)  # the server has them; the converter in this process needs them too
     (base / "custom_nodes" / "stereo_test_tiny_sdxl").mkdir(parents=True)
     (base / "custom_nodes" / "stereo_test_tiny_sdxl" / "__init__.py").write_text(TINY_SDXL_NODE)
     try:

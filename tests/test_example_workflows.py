@@ -17,6 +17,7 @@ from PIL import Image
 from headless import comfy_host, prompt_execution, workflow_to_api
 from headless.run_workflow import workflow_key
 from testkit import tiny_checkpoints
+from testkit.host_folders import host_folders
 from tools import build_example_workflows
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows"
@@ -61,20 +62,12 @@ def models(host):
 
 @pytest.fixture(scope="module")
 def io_dirs(host, tmp_path_factory):
-    import folder_paths
-
     root = tmp_path_factory.mktemp("workflow-io")
-    (root / "in").mkdir()
-    (root / "out").mkdir()
-    y, x = np.mgrid[0:96, 0:96]
-    photo = np.stack([x * 2.5, y * 3.0, (x + y) * 1.4], -1).clip(0, 255).astype(np.uint8)  # a smooth "photo" / depth ramp
-    Image.fromarray(photo).save(root / "in" / "example.png")
-    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(root / "in"))
-    folder_paths.set_output_directory(str(root / "out"))
-    yield root
-    folder_paths.set_input_directory(old[0])
-    folder_paths.set_output_directory(old[1])
+    with host_folders(root):
+        y, x = np.mgrid[0:96, 0:96]
+        photo = np.stack([x * 2.5, y * 3.0, (x + y) * 1.4], -1).clip(0, 255).astype(np.uint8)  # a smooth "photo" / depth ramp
+        Image.fromarray(photo).save(root / "in" / "example.png")
+        yield root
 
 
 @pytest.fixture(scope="module")

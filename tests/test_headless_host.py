@@ -12,6 +12,7 @@ from PIL import Image
 
 from headless import prompt_execution, workflow_to_api
 from testkit import tiny_checkpoints, tiny_models
+from testkit.host_folders import host_folders
 
 
 def _link(i, a, a_slot, b, b_slot, kind):
@@ -94,19 +95,11 @@ def executor(headless):
 @pytest.fixture(scope="module")
 def io_dirs(host, tmp_path_factory):
     """One input and output folder for the module: the shared executor may answer from its cache."""
-    import folder_paths
-
     tmp_path = tmp_path_factory.mktemp("io")
-    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "in" / "photo.png")
-    folder_paths.set_input_directory(str(tmp_path / "in"))
-    folder_paths.set_output_directory(str(tmp_path / "out"))
-    yield tmp_path
-    folder_paths.set_input_directory(old[0])
-    folder_paths.set_output_directory(old[1])
+    with host_folders(tmp_path):
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "in" / "photo.png")
+        yield tmp_path
 
 
 def test_tiny_checkpoints_load_through_the_ordinary_loaders_as_sd15_and_sdxl(models):

@@ -8,6 +8,7 @@ import pytest
 
 from headless import prompt_execution
 from stereo_pack.stereo_ops.spherical_video import read_spherical_metadata
+from testkit.host_folders import host_folders, load_host_video_nodes
 
 av = pytest.importorskip("av")
 
@@ -31,36 +32,12 @@ def _write_clip_with_sound(path) -> None:
         container.mux(sound.encode(None))
 
 
-def _load_host_video_nodes(host) -> None:
-    """LoadVideo and GetVideoComponents are extra nodes of the host: load them with its own loader."""
-    import asyncio
-
-    import nodes
-
-    if "LoadVideo" in nodes.NODE_CLASS_MAPPINGS:
-        return
-    result = nodes.load_custom_node(str(host / "comfy_extras" / "nodes_video.py"), module_parent="comfy_extras")
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
-    assert result and "LoadVideo" in nodes.NODE_CLASS_MAPPINGS
-
-
 @pytest.fixture()
 def dirs(host, pack, tmp_path):
-    import folder_paths
-
-    _load_host_video_nodes(host)
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
-    _write_clip_with_sound(tmp_path / "in" / "clip.mp4")
-    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(tmp_path / "in"))
-    folder_paths.set_output_directory(str(tmp_path / "out"))
-    try:
+    load_host_video_nodes(host)
+    with host_folders(tmp_path):
+        _write_clip_with_sound(tmp_path / "in" / "clip.mp4")
         yield tmp_path
-    finally:
-        folder_paths.set_input_directory(old[0])
-        folder_paths.set_output_directory(old[1])
 
 
 def prompt(**save) -> dict:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stereo_pack.stereo_ops.spherical_video import read_spherical_metadata
+from testkit.host_folders import host_folders
 
 av = pytest.importorskip("av")
 pytest.importorskip("timm")
@@ -69,19 +70,9 @@ def depth(pack, tmp_path_factory):
 
 @pytest.fixture()
 def dirs(pack, tmp_path):
-    import folder_paths
-
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
-    write_clip(tmp_path / "in" / "clip.mp4")
-    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(tmp_path / "in"))
-    folder_paths.set_output_directory(str(tmp_path / "out"))
-    try:
+    with host_folders(tmp_path):
+        write_clip(tmp_path / "in" / "clip.mp4")
         yield tmp_path
-    finally:
-        folder_paths.set_input_directory(old[0])
-        folder_paths.set_output_directory(old[1])
 
 
 def convert(depth, **kw):

@@ -12,6 +12,7 @@ import pytest
 from headless import comfy_host, prompt_execution, workflow_to_api
 from stereo_pack.stereo_ops.spherical_video import read_spherical_metadata
 from testkit import tiny_checkpoints
+from testkit.host_folders import host_folders, load_host_video_nodes
 
 SHIPPED = comfy_host.PACK_DIR / "examples_workflows" / "Video to stereo (side by side).json"
 TINY_VDA = "video_depth_anything_vits.pth"  # the shipped file name, holding a tiny network
@@ -34,42 +35,18 @@ def _write_clip(path) -> None:
             container.mux(packet)
 
 
-def _load_host_video_nodes(host) -> None:
-    """LoadVideo and GetVideoComponents: built-in extra nodes of both hosts,
-    loaded through the host's own loader (the test host starts with its core nodes only)."""
-    import asyncio
-
-    import nodes
-
-    if "LoadVideo" in nodes.NODE_CLASS_MAPPINGS:
-        return
-    result = nodes.load_custom_node(str(host / "comfy_extras" / "nodes_video.py"), module_parent="comfy_extras")
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
-    assert result and "LoadVideo" in nodes.NODE_CLASS_MAPPINGS
-
-
 @pytest.fixture()
 def setup(host, pack, tmp_path):
-    import folder_paths
     from testkit import tiny_depth
 
-    _load_host_video_nodes(host)
+    load_host_video_nodes(host)
     tiny = tiny_checkpoints.tiny_models()
     vda = tiny.root / "depthanything" / TINY_VDA
     if not vda.exists():
         tiny_depth.write_tiny_video_depth_anything(vda)
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
-    _write_clip(tmp_path / "in" / "example.mp4")
-    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(tmp_path / "in"))
-    folder_paths.set_output_directory(str(tmp_path / "out"))
-    try:
+    with host_folders(tmp_path):
+        _write_clip(tmp_path / "in" / "example.mp4")
         yield tiny, tmp_path
-    finally:
-        folder_paths.set_input_directory(old[0])
-        folder_paths.set_output_directory(old[1])
 
 
 def test_video_workflow_writes_a_side_by_side_video_for_vr_players(setup):
